@@ -1,0 +1,35 @@
+# Every entry point a user needs. Each target creates .venv and installs the project when missing.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+RIG    ?= rigs/virtual.toml
+
+.PHONY: help test lint sim conformance demo campaign bench clean
+
+help:
+	@echo "make conformance [RIG=rigs/virtual.toml]  run the Gherkin conformance suite (the main job)"
+	@echo "make demo                                 same as conformance, on the virtual rig"
+	@echo "make test                                 lint, unit and integration tests, conformance on the virtual rig"
+	@echo "make sim                                  start a simulated meter on a pty (meter-sim --pty --speed 600)"
+	@echo "make campaign [SCHEDULES=500]             fault campaign: nothing lost under link drops and power losses"
+	@echo "make bench                                benchmarks, printed side by side"
+	@echo "make lint                                 ruff"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check simulator driver rigs features tests bench
+
+test: $(STAMP) lint
+	$(PY) -m pytest -q -p no:cacheprovider tests features
+
+sim: $(STAMP)
+	$(VENV)/bin/meter-sim --pty --speed 600
+
+clean:
+	rm -rf $(VENV) reports .pytest_cache .ruff_cache
