@@ -1,0 +1,17 @@
+"""The rig's exceptions: one tree rooted in RigError."""
+
+
+class RigError(Exception):
+    """Base of every error the rig raises."""
+
+
+class RigFileError(RigError, ValueError):
+    """A rig file is wrong; the message names the file and the field."""
+
+
+class RigPortError(RigError):
+    """The rig's serial port cannot be opened (e.g. no such device on this machine)."""
+
+
+class CapabilityMissing(RigError):
+    """A scenario needs a capability (power_control, link_control, ...) the rig does not have."""

@@ -1,0 +1,21 @@
+"""The simulator's exceptions: one tree rooted in SimulatorError."""
+
+
+class SimulatorError(Exception):
+    """Base of every error the simulator raises."""
+
+
+class ProfileError(SimulatorError, ValueError):
+    """A meter profile file is wrong; the message names the file and the field."""
+
+
+class StateError(SimulatorError):
+    """The non-volatile state file cannot be read or written."""
+
+
+class PortError(SimulatorError):
+    """A serial port or pty cannot be opened or used."""
+
+
+class ControlError(SimulatorError):
+    """A control command is malformed or the control socket does not answer."""
