@@ -1,0 +1,205 @@
+"""A running rig: meter side, optional link proxy, the driver under test, and EvseManager in front of it.
+
+The rig offers operations (power_off, link_down, set_phase_order, ground_truth, restart_driver, ...);
+steps call them without knowing what kind of rig this is. An operation the rig cannot do raises
+CapabilityMissing; scenarios needing it are tagged so they are skipped before they start.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+from dataclasses import fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+from rigs.errors import CapabilityMissing, RigError, RigFileError
+from rigs.evse_manager import EvseManager
+from rigs.meter_side import PhysicalMeter, SimulatedMeter
+from rigs.power import PowerSwitch, power_switch
+from rigs.spec import GROUND_TRUTH, RigSpec
+from rigs.wirelog import WireLog
+
+log = logging.getLogger(__name__)
+
+
+def _import(path: str, field: str, rig_path: Path) -> Any:
+    module_name, _, attr = path.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise RigFileError(f"{rig_path}: {field}: cannot import module {module_name!r}: {exc}") from None
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise RigFileError(f"{rig_path}: {field}: module {module_name!r} has no {attr!r}") from None
+
+
+def driver_factory(spec: RigSpec) -> Any:
+    """Check the rig file's driver class and config class can be built; return a function port -> driver."""
+    driver_cls = _import(spec.driver.class_path, "driver.class", spec.path)
+    config_cls = _import(spec.driver.config_path, "driver.config", spec.path)
+    for name in ("start_transaction", "stop_transaction", "subscribe_errors", "subscribe_powermeter", "open",
+                 "close"):
+        if not callable(getattr(driver_cls, name, None)):
+            raise RigFileError(f"{spec.path}: driver.class: {spec.driver.class_path} has no {name}() "
+                               "(it must implement the driver API in docs/architecture.md)")
+    if is_dataclass(config_cls):
+        known = {f.name for f in fields(config_cls)}
+    else:
+        known = set(inspect.signature(config_cls).parameters)
+    for key in spec.driver.settings:
+        if key not in known:
+            raise RigFileError(f"{spec.path}: driver.settings.{key}: {spec.driver.config_path} has no such "
+                               f"setting (known: {', '.join(sorted(known))})")
+
+    def make(port: str) -> Any:
+        meter = spec.meter
+        try:
+            config = config_cls(port=port, baudrate=meter.baudrate, parity=meter.parity, unit=meter.unit,
+                                **spec.driver.settings)
+        except (TypeError, ValueError) as exc:
+            raise RigFileError(f"{spec.path}: driver.settings: {exc}") from None
+        return driver_cls(config)
+
+    return make
+
+
+class Rig:
+    """One running rig. Use as a context manager: everything it opened is closed on exit."""
+
+    def __init__(self, spec: RigSpec, workdir: Path, wire_log: WireLog | None = None) -> None:
+        self.spec = spec
+        self.workdir = workdir
+        self.wire_log = wire_log
+        self.capabilities = spec.capabilities
+        self._make_driver = driver_factory(spec)
+        self.meter: SimulatedMeter | PhysicalMeter
+        if spec.meter.kind == "simulator":
+            self.meter = SimulatedMeter(spec.meter, workdir)
+        else:
+            self.meter = PhysicalMeter(spec.meter)
+        self.proxy: Any = None
+        self.driver: Any = None
+        self.evse: EvseManager | None = None
+        self.driver_port: str | None = None
+        self._power: PowerSwitch | None = None
+        self.driver_versions: list[str] = []
+
+    # --- life cycle ------------------------------------------------------------------------------
+
+    def __enter__(self) -> Rig:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self) -> None:
+        """Start the meter side, the proxy if the rig file asks for one, then the driver and EvseManager."""
+        meter_port = self.meter.start()
+        self._power = power_switch(self.spec.power, self.meter.control)
+        if self.spec.link_proxy:
+            from simulator import LinkProxy
+
+            self.proxy = LinkProxy(meter_port)
+            if self.wire_log is not None:
+                self.proxy.on_bytes(self.wire_log.on_bytes)
+            self.proxy.start()
+            self.driver_port = self.proxy.path
+        else:
+            self.driver_port = meter_port
+        self.start_driver()
+
+    def start_driver(self) -> EvseManager:
+        """Open a fresh driver instance (it remembers nothing) and put an EvseManager in front of it."""
+        assert self.driver_port is not None
+        self.driver = self._make_driver(self.driver_port)
+        self.driver.open()
+        self.evse = EvseManager(self.driver, self.spec.fail_on_powermeter_errors,
+                                on_charging_disabled=self._charging_disabled)
+        return self.evse
+
+    def stop_driver(self) -> None:
+        """Close the driver and its EvseManager, as when the charger loses power."""
+        if self.evse is not None:
+            self.evse.close()
+            self.evse = None
+        if self.driver is not None:
+            self.driver.close()
+            self.driver = None
+
+    def restart_driver(self) -> EvseManager:
+        """A new driver process after a system power failure: nothing survives on the charger side."""
+        self.stop_driver()
+        return self.start_driver()
+
+    def close(self) -> None:
+        """Close driver, proxy and meter side, each even if another fails."""
+        errors: list[BaseException] = []
+        for step in (self.stop_driver, self._close_proxy, self.meter.close):
+            try:
+                step()
+            except Exception as exc:
+                log.warning("closing the rig: %s raised %r", step.__name__, exc)
+                errors.append(exc)
+        if errors:
+            raise RigError(f"closing the rig failed: {errors[0]!r}")
+
+    def _close_proxy(self) -> None:
+        if self.proxy is not None:
+            self.proxy.close()
+            self.proxy = None
+
+    # --- operations the steps use ------------------------------------------------------------------
+
+    def has(self, capability: str) -> bool:
+        return capability in self.capabilities
+
+    def _need(self, capability: str) -> None:
+        if capability not in self.capabilities:
+            raise CapabilityMissing(capability)
+
+    def power_off(self) -> None:
+        self._need("power_control")
+        assert self._power is not None
+        self._power.off()
+
+    def power_on(self) -> None:
+        self._need("power_control")
+        assert self._power is not None
+        self._power.on()
+
+    def link_down(self) -> None:
+        self._need("link_control")
+        self.proxy.cut()
+
+    def link_up(self) -> None:
+        self._need("link_control")
+        self.proxy.restore()
+
+    def set_phase_order(self, order: str) -> None:
+        self._need("phase_control")
+        self.meter.control.set_phase_order(order)
+
+    def set_load(self, power_w: float) -> None:
+        self._need("load_control")
+        self.meter.control.set_load(power_w=power_w)
+
+    def ground_truth(self) -> dict[str, Any]:
+        """The meter side's own account (exact energy, transaction state, closed transactions)."""
+        self._need(GROUND_TRUTH)
+        return self.meter.control.status()
+
+    def _charging_disabled(self) -> None:
+        """EvseManager stopped charging on a meter error: the load goes away, if the rig can do that."""
+        if self.has("load_control"):
+            try:
+                self.set_load(0.0)
+            except Exception as exc:  # the meter may be unreachable right now; charging is off anyway
+                log.info("could not switch the load off: %r", exc)
