@@ -1,0 +1,289 @@
+"""Meter profiles: what a simulated meter is, and its register map, read from a TOML file.
+
+A profile is data so that people can read it next to docs/register-map.md. Every field is checked
+on load; a mistake raises ProfileError naming the file and the field.
+"""
+
+from __future__ import annotations
+
+import itertools
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ProfileError
+
+PROFILE_DIR = Path(__file__).parent / "profiles"
+REGISTER_TYPES = {"u16": 1, "s16": 1, "u32": 2, "s32": 2, "string": 1, "bytes": 1}
+ACCESS = ("r", "rw")
+CURVES = ("secp256r1", "secp384r1", "brainpoolP256r1")
+
+
+@dataclass(frozen=True)
+class Register:
+    """One named register (or run of registers) of the map."""
+
+    name: str
+    address: int
+    type: str
+    regs: int
+    access: str
+    scale: float = 1.0
+    unit: str = ""
+    description: str = ""
+    min: int | None = None
+    max: int | None = None
+    unset: int | None = None
+
+    @property
+    def end(self) -> int:
+        """First address after this register."""
+        return self.address + self.regs
+
+    @property
+    def writable(self) -> bool:
+        """True for read-write registers."""
+        return self.access == "rw"
+
+
+@dataclass(frozen=True)
+class GridSettings:
+    """Nominal grid and its noise."""
+
+    nominal_voltage_v: float = 230.0
+    nominal_frequency_hz: float = 50.0
+    voltage_noise_v: float = 0.5
+    frequency_noise_hz: float = 0.01
+    noise_interval_s: float = 1.0
+    power_factor: float = 0.99
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A meter model: identity, behaviour timings and the register map."""
+
+    name: str
+    source: str
+    vendor: str
+    model: str
+    firmware: str
+    serial_prefix: str
+    map_version: int
+    transactions: bool
+    separate_begin_end: bool
+    curve: str
+    boot_delay_s: float
+    signing_delay_s: float
+    records_kept: int
+    min_duration_s: float
+    grid: GridSettings
+    registers: tuple[Register, ...] = field(default_factory=tuple)
+
+    @property
+    def capabilities(self) -> int:
+        """The capabilities register: bit 0 signed transactions, bit 1 separate begin/end records."""
+        return (1 if self.transactions else 0) | (2 if self.separate_begin_end else 0)
+
+    def register(self, name: str) -> Register:
+        """The register called name (KeyError when the map has none)."""
+        for reg in self.registers:
+            if reg.name == name:
+                return reg
+        raise KeyError(name)
+
+    def has(self, name: str) -> bool:
+        """True when the map has a register called name."""
+        return any(reg.name == name for reg in self.registers)
+
+    def serial_number(self, unit: int) -> str:
+        """Serial number of the meter at this unit id."""
+        return f"{self.serial_prefix}{unit:0{max(1, 12 - len(self.serial_prefix))}d}"
+
+
+METER_DEFAULTS: dict[str, Any] = {
+    "vendor": "meter-hil",
+    "model": "EICH-REF-3",
+    "firmware": "1.0.0",
+    "serial_prefix": "MHIL",
+    "map_version": 1,
+    "transactions": True,
+    "separate_begin_end": False,
+    "curve": "secp256r1",
+    "boot_delay_s": 1.0,
+    "signing_delay_s": 0.2,
+    "records_kept": 16,
+    "min_duration_s": 0.0,
+}
+
+
+def resolve_profile_path(name_or_path: str | Path) -> Path:
+    """A bare name means simulator/profiles/NAME.toml; anything else is a path."""
+    text = str(name_or_path)
+    if "/" not in text and not text.endswith(".toml"):
+        return PROFILE_DIR / f"{text}.toml"
+    return Path(text)
+
+
+def load_profile(name_or_path: str | Path = "reference") -> Profile:
+    """Load and check a profile by name ("reference", "plain") or by path."""
+    path = resolve_profile_path(name_or_path)
+    data = _read_toml(path)
+    return _build(path, data, depth=0)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ProfileError(f"{path}: no such profile file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"{path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ProfileError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def _build(path: Path, data: dict[str, Any], depth: int) -> Profile:
+    known = {"base", "drop_registers", "meter", "grid", "register"}
+    for key in data:
+        if key not in known:
+            raise ProfileError(f"{path}: unknown top-level field {key!r}")
+    meter: dict[str, Any] = dict(METER_DEFAULTS)
+    grid: dict[str, Any] = {}
+    registers: list[dict[str, Any]] = []
+    if "base" in data:
+        if depth > 3:
+            raise ProfileError(f"{path}: field 'base': profiles nest too deep")
+        base_path = resolve_profile_path(_typed(path, "base", data["base"], str))
+        base_data = _read_toml(base_path)
+        base_meter = dict(base_data.get("meter", {}))
+        meter.update(base_meter)
+        grid.update(base_data.get("grid", {}))
+        registers = list(base_data.get("register", []))
+        _build(base_path, base_data, depth + 1)  # the base must be valid on its own
+    drop = data.get("drop_registers", [])
+    if not isinstance(drop, list) or not all(isinstance(n, str) for n in drop):
+        raise ProfileError(f"{path}: field 'drop_registers' must be a list of register names")
+    present = {r.get("name") for r in registers}
+    for name in drop:
+        if name not in present:
+            raise ProfileError(f"{path}: field 'drop_registers': no register called {name!r} to drop")
+    registers = [r for r in registers if r.get("name") not in drop]
+    meter.update(_table(path, "meter", data.get("meter", {})))
+    grid.update(_table(path, "grid", data.get("grid", {})))
+    registers.extend(data.get("register", []) if isinstance(data.get("register", []), list) else [])
+    if not isinstance(data.get("register", []), list):
+        raise ProfileError(f"{path}: field 'register' must be an array of tables ([[register]])")
+    return _profile(path, meter, grid, registers)
+
+
+def _table(path: Path, name: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ProfileError(f"{path}: field {name!r} must be a table")
+    return value
+
+
+def _typed(path: Path, where: str, value: Any, kind: type | tuple[type, ...]) -> Any:
+    if isinstance(value, bool) and kind is not bool and kind != (bool,):
+        raise ProfileError(f"{path}: field {where!r} must be {_kind_name(kind)}, not a boolean")
+    if kind is float and isinstance(value, int):
+        return float(value)
+    if not isinstance(value, kind):
+        raise ProfileError(f"{path}: field {where!r} must be {_kind_name(kind)}, got {value!r}")
+    return value
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+def _profile(
+    path: Path, meter: dict[str, Any], grid: dict[str, Any], regs: list[dict[str, Any]]
+) -> Profile:
+    kinds: dict[str, type] = {
+        "name": str, "vendor": str, "model": str, "firmware": str, "serial_prefix": str,
+        "map_version": int, "transactions": bool, "separate_begin_end": bool, "curve": str,
+        "boot_delay_s": float, "signing_delay_s": float, "records_kept": int, "min_duration_s": float,
+    }
+    for key in meter:
+        if key not in kinds:
+            raise ProfileError(f"{path}: unknown field 'meter.{key}'")
+    if "name" not in meter:
+        raise ProfileError(f"{path}: field 'meter.name' is missing")
+    values = {k: _typed(path, f"meter.{k}", v, kinds[k]) for k, v in meter.items()}
+    if values["curve"] not in CURVES:
+        raise ProfileError(f"{path}: field 'meter.curve' must be one of {', '.join(CURVES)}")
+    for key in ("boot_delay_s", "signing_delay_s", "min_duration_s"):
+        if values[key] < 0:
+            raise ProfileError(f"{path}: field 'meter.{key}' must not be negative")
+    if not 1 <= values["records_kept"] <= 1000:
+        raise ProfileError(f"{path}: field 'meter.records_kept' must be between 1 and 1000")
+    grid_fields = {f: float for f in GridSettings.__dataclass_fields__}
+    for key in grid:
+        if key not in grid_fields:
+            raise ProfileError(f"{path}: unknown field 'grid.{key}'")
+    grid_values = {k: _typed(path, f"grid.{k}", v, float) for k, v in grid.items()}
+    settings = GridSettings(**grid_values)
+    if settings.nominal_voltage_v <= 0 or settings.nominal_frequency_hz <= 0:
+        raise ProfileError(f"{path}: field 'grid.nominal_voltage_v/nominal_frequency_hz' must be positive")
+    if settings.noise_interval_s <= 0:
+        raise ProfileError(f"{path}: field 'grid.noise_interval_s' must be positive")
+    if not 0 < settings.power_factor <= 1:
+        raise ProfileError(f"{path}: field 'grid.power_factor' must be in (0, 1]")
+    registers = tuple(_register(path, i, r) for i, r in enumerate(regs))
+    _check_overlaps(path, registers)
+    return Profile(source=str(path), grid=settings, registers=registers, **values)
+
+
+def _register(path: Path, index: int, raw: Any) -> Register:
+    if not isinstance(raw, dict):
+        raise ProfileError(f"{path}: field 'register[{index}]' must be a table")
+    label = f"register[{index}]" + (f" ({raw['name']})" if isinstance(raw.get("name"), str) else "")
+    allowed = {"name", "address", "type", "regs", "access", "scale", "unit", "description", "min", "max", "unset"}
+    for key in raw:
+        if key not in allowed:
+            raise ProfileError(f"{path}: unknown field '{label}.{key}'")
+    for key in ("name", "address", "type", "access"):
+        if key not in raw:
+            raise ProfileError(f"{path}: field '{label}.{key}' is missing")
+    name = _typed(path, f"{label}.name", raw["name"], str)
+    address = _typed(path, f"{label}.address", raw["address"], int)
+    if not 0 <= address <= 0xFFFF:
+        raise ProfileError(f"{path}: field '{label}.address' must be 0..0xFFFF")
+    kind = _typed(path, f"{label}.type", raw["type"], str)
+    if kind not in REGISTER_TYPES:
+        raise ProfileError(f"{path}: field '{label}.type' must be one of {', '.join(REGISTER_TYPES)}")
+    width = REGISTER_TYPES[kind]
+    regs = _typed(path, f"{label}.regs", raw.get("regs", width), int)
+    if regs < width or regs % width or address + regs > 0x10000:
+        raise ProfileError(f"{path}: field '{label}.regs' must be a positive multiple of {width} within the map")
+    access = _typed(path, f"{label}.access", raw["access"], str)
+    if access not in ACCESS:
+        raise ProfileError(f"{path}: field '{label}.access' must be 'r' or 'rw'")
+    scale = _typed(path, f"{label}.scale", raw.get("scale", 1.0), float)
+    if scale <= 0:
+        raise ProfileError(f"{path}: field '{label}.scale' must be positive")
+    limits = {k: _typed(path, f"{label}.{k}", raw[k], int) for k in ("min", "max", "unset") if k in raw}
+    return Register(
+        name=name, address=address, type=kind, regs=regs, access=access, scale=scale,
+        unit=_typed(path, f"{label}.unit", raw.get("unit", ""), str),
+        description=_typed(path, f"{label}.description", raw.get("description", ""), str),
+        **limits,
+    )
+
+
+def _check_overlaps(path: Path, registers: tuple[Register, ...]) -> None:
+    names: set[str] = set()
+    for reg in registers:
+        if reg.name in names:
+            raise ProfileError(f"{path}: field 'register' ({reg.name}): the name is used twice")
+        names.add(reg.name)
+    ordered = sorted(registers, key=lambda r: r.address)
+    for before, after in itertools.pairwise(ordered):
+        if after.address < before.end:
+            raise ProfileError(
+                f"{path}: field 'register' ({after.name}): address 0x{after.address:04X} overlaps {before.name}"
+            )
