@@ -29,6 +29,7 @@ from driver.errors import (
 )
 from driver.modbus_link import PARITIES, ModbusLink
 from driver.types import (
+    MAX_TRANSACTION_ID,
     Current,
     Energy,
     Frequency,
@@ -41,6 +42,7 @@ from driver.types import (
     TransactionStartResponse,
     TransactionStopResponse,
     Voltage,
+    check_meter_text,
 )
 
 log = logging.getLogger(__name__)
@@ -427,16 +429,10 @@ class PowermeterDriver:
 
     def stop_transaction(self, transaction_id: str) -> TransactionStopResponse:
         """Stop one transaction and return its signed record; "" clears every pending transaction."""
-        if not isinstance(transaction_id, str) or len(transaction_id) > reg.TRANSACTION_ID_REGS * 2:
-            return TransactionStopResponse(
-                TransactionRequestStatus.UNEXPECTED_ERROR,
-                error=f"transaction_id: {transaction_id!r} is not a string of at most 40 characters",
-            )
-        if not transaction_id.isascii():
-            return TransactionStopResponse(
-                TransactionRequestStatus.UNEXPECTED_ERROR,
-                error="transaction_id: only ASCII characters can be stored in the meter",
-            )
+        try:
+            check_meter_text("transaction_id", transaction_id, MAX_TRANSACTION_ID)
+        except RequestError as exc:
+            return TransactionStopResponse(TransactionRequestStatus.UNEXPECTED_ERROR, error=str(exc))
         with self._command_lock:
             try:
                 if transaction_id == "":

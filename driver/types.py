@@ -333,8 +333,8 @@ class TransactionReq(_Json):
 
     def validate(self) -> None:
         """Check types, enums and lengths (also of a request built in code); RequestError names the field."""
-        _check_text("evse_id", self.evse_id, MAX_EVSE_ID)
-        _check_text("transaction_id", self.transaction_id, MAX_TRANSACTION_ID)
+        check_meter_text("evse_id", self.evse_id, MAX_EVSE_ID)
+        check_meter_text("transaction_id", self.transaction_id, MAX_TRANSACTION_ID)
         if not self.transaction_id:
             raise RequestError("transaction_id", "must not be empty")
         _check_member("identification_status", self.identification_status, OCMFUserIdentificationStatus)
@@ -351,21 +351,20 @@ class TransactionReq(_Json):
         for i, flag in enumerate(self.identification_flags):
             _check_member(f"identification_flags[{i}]", flag, OCMFIdentificationFlags)
         if self.identification_data is not None:
-            _check_text("identification_data", self.identification_data, MAX_IDENTIFICATION_DATA)
+            check_meter_text("identification_data", self.identification_data, MAX_IDENTIFICATION_DATA)
         if self.tariff_text is not None:
-            _check_text("tariff_text", self.tariff_text, MAX_TARIFF_TEXT)
+            check_meter_text("tariff_text", self.tariff_text, MAX_TARIFF_TEXT)
 
 
-def _check_text(name: str, value: Any, max_length: int) -> None:
-    """A string the meter can store: ASCII without NUL, at most max_length characters."""
+def check_meter_text(name: str, value: Any, max_length: int) -> None:
+    """A string the meter can store: printable ASCII, at most max_length characters."""
     if not isinstance(value, str):
         raise RequestError(name, f"expected a string, got {type(value).__name__}")
     if len(value) > max_length:
         raise RequestError(name, f"{len(value)} characters, at most {max_length} allowed")
-    if not value.isascii():
-        raise RequestError(name, "only ASCII characters can be stored in the meter")
-    if "\x00" in value:
-        raise RequestError(name, "must not contain NUL characters")
+    bad = next((c for c in value if not " " <= c <= "~"), None)
+    if bad is not None:
+        raise RequestError(name, f"character {bad!r} cannot be stored in the meter (printable ASCII only)")
 
 
 def _check_member(name: str, value: Any, enum_cls: type[StrEnum]) -> None:
