@@ -10,18 +10,26 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
+import threading
 from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
 from rigs.errors import CapabilityMissing, RigError, RigFileError
 from rigs.evse_manager import EvseManager
+from rigs.frames import find_register_write
 from rigs.meter_side import PhysicalMeter, SimulatedMeter
 from rigs.power import PowerSwitch, power_switch
 from rigs.spec import GROUND_TRUTH, RigSpec
 from rigs.wirelog import WireLog
 
 log = logging.getLogger(__name__)
+
+# Register map (docs/register-map.md): the command register and its "stop" value.
+COMMAND_REGISTER = 0x04D4
+COMMAND_STOP = 2
+# While a cut is armed the meter answers this much later, so the cut lands between request and answer.
+ARMED_ANSWER_DELAY = 0.3
 
 
 def _import(path: str, field: str, rig_path: Path) -> Any:
@@ -85,7 +93,10 @@ class Rig:
         self.evse: EvseManager | None = None
         self.driver_port: str | None = None
         self._power: PowerSwitch | None = None
-        self.driver_versions: list[str] = []
+        self._armed_cut: tuple[int, int] | None = None  # (address, value) whose write cuts the link
+        self._to_meter = bytearray()
+        self._cut_done = threading.Event()
+        self._cut_thread: threading.Thread | None = None
 
     # --- life cycle ------------------------------------------------------------------------------
 
@@ -108,8 +119,7 @@ class Rig:
             from simulator import LinkProxy
 
             self.proxy = LinkProxy(meter_port)
-            if self.wire_log is not None:
-                self.proxy.on_bytes(self.wire_log.on_bytes)
+            self.proxy.on_bytes(self._on_bytes)
             self.proxy.start()
             self.driver_port = self.proxy.path
         else:
@@ -152,6 +162,9 @@ class Rig:
             raise RigError(f"closing the rig failed: {errors[0]!r}")
 
     def _close_proxy(self) -> None:
+        if self._cut_thread is not None:
+            self._cut_thread.join(timeout=5)
+            self._cut_thread = None
         if self.proxy is not None:
             self.proxy.close()
             self.proxy = None
@@ -183,6 +196,40 @@ class Rig:
         self._need("link_control")
         self.proxy.restore()
 
+    def cut_link_on_stop_command(self) -> None:
+        """Arm a cut: the link goes down right after the next stop command reaches the meter, so the
+        meter acts on it but its answer is lost. Where the meter's answers can be slowed, they are."""
+        self._need("link_control")
+        self._cut_done.clear()
+        self._to_meter.clear()
+        self._armed_cut = (COMMAND_REGISTER, COMMAND_STOP)
+        if self.meter.control is not None:
+            self.meter.control.set_answer_delay(ARMED_ANSWER_DELAY)
+
+    def armed_cut_happened(self) -> bool:
+        return self._cut_done.is_set()
+
+    def _on_bytes(self, direction: str, data: bytes, monotonic_time: float) -> None:
+        """LinkProxy callback: feed the wire log and watch for an armed cut's request."""
+        if self.wire_log is not None:
+            self.wire_log.on_bytes(direction, data, monotonic_time)
+        armed = self._armed_cut
+        if armed is None or not _towards_meter(direction):
+            return
+        self._to_meter += data
+        del self._to_meter[:-512]
+        if find_register_write(bytes(self._to_meter), self.spec.meter.unit, *armed) >= 0:
+            self._armed_cut = None
+            # Not from inside the proxy's own callback: cut from a thread of ours.
+            self._cut_thread = threading.Thread(target=self._cut_now, name="rig-armed-cut", daemon=True)
+            self._cut_thread.start()
+
+    def _cut_now(self) -> None:
+        self.proxy.cut()
+        self._cut_done.set()
+        if self.meter.control is not None:
+            self.meter.control.set_answer_delay(0.0)
+
     def set_phase_order(self, order: str) -> None:
         self._need("phase_control")
         self.meter.control.set_phase_order(order)
@@ -203,3 +250,9 @@ class Rig:
                 self.set_load(0.0)
             except Exception as exc:  # the meter may be unreachable right now; charging is off anyway
                 log.info("could not switch the load off: %r", exc)
+
+
+def _towards_meter(direction: str) -> bool:
+    """LinkProxy names directions like "driver->meter"; the request is the part going to the meter."""
+    text = str(direction).lower()
+    return text.endswith("meter") or text in ("to_meter", "d2m", "tx")

@@ -1,0 +1,112 @@
+"""The conformance suite's wiring: --rig, the rig each scenario runs on, capability skips, the report.
+
+The rig file is loaded and checked once at start-up; a bad one (or a physical meter whose port does
+not exist) ends the run at once with one line naming the problem. Each scenario gets a fresh rig:
+its own meter-sim, state dir, link proxy and driver, all closed when the scenario ends.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from identities import base_seed, identities
+from report_plugin import REQUIREMENTS, ConformanceReport, RunInfo, versions
+
+from rigs import CAPABILITIES, GROUND_TRUTH, Rig, RigError, RigSpec, load_rig
+from rigs.meter_side import check_port
+from rigs.rig import driver_factory
+from rigs.wirelog import WireLog
+
+RIG_ENV = "METER_HIL_RIG"
+DEFAULT_RIG = Path(__file__).resolve().parent.parent / "rigs" / "virtual.toml"
+CAPABILITY_TAGS = (*CAPABILITIES, GROUND_TRUTH)
+
+_RIG_KEY = pytest.StashKey[RigSpec]()
+_REPORT_KEY = pytest.StashKey[ConformanceReport]()
+_WIRE_KEY = pytest.StashKey[WireLog]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("meter-hil conformance")
+    group.addoption("--rig", default=None, help=f"rig file (TOML); default ${RIG_ENV} or rigs/virtual.toml")
+    group.addoption("--conformance-reports", default=None, metavar="DIR",
+                    help="write summary.md, summary.json and wire.log into DIR")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for tag in REQUIREMENTS:
+        config.addinivalue_line("markers", f"{tag}: scenario checks requirement {tag} (docs/conformance.md)")
+    for tag in CAPABILITY_TAGS:
+        config.addinivalue_line("markers", f"{tag}: scenario needs the rig capability {tag}")
+    path = config.getoption("--rig") or os.environ.get(RIG_ENV) or str(DEFAULT_RIG)
+    try:
+        spec = load_rig(path)
+        driver_factory(spec)  # the driver class and its settings are part of the rig file
+        if spec.meter.kind == "physical":
+            check_port(spec.meter)
+    except RigError as exc:
+        # One clear line and a non-zero exit, before any scenario starts.
+        raise pytest.UsageError(f"rig {path}: {exc}") from None
+    config.stash[_RIG_KEY] = spec
+    reports = config.getoption("--conformance-reports")
+    out_dir = Path(reports) if reports else None
+    info = RunInfo(rig_file=str(spec.path), rig_name=spec.name, rig_sha256=spec.sha256,
+                   capabilities=sorted(spec.capabilities), driver_class=spec.driver.class_path,
+                   versions=versions(spec.driver.class_path), seed=base_seed())
+    report = ConformanceReport(info, out_dir)
+    config.stash[_REPORT_KEY] = report
+    config.pluginmanager.register(report, "meter-hil-conformance-report")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip, with the capability named, every scenario needing something this rig lacks."""
+    spec = config.stash[_RIG_KEY]
+    for item in items:
+        missing = [tag for tag in CAPABILITY_TAGS if item.get_closest_marker(tag) and not spec.has(tag)]
+        if missing:
+            reason = f"rig '{spec.name}' lacks capability: {', '.join(missing)}"
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(scope="session")
+def rig_spec(pytestconfig: pytest.Config) -> RigSpec:
+    return pytestconfig.stash[_RIG_KEY]
+
+
+@pytest.fixture(scope="session")
+def wire_log(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WireLog]:
+    """One wire log for the whole run, scenario boundaries marked in it."""
+    reports = pytestconfig.getoption("--conformance-reports")
+    path = Path(reports) / "wire.log" if reports else tmp_path_factory.mktemp("wire") / "wire.log"
+    if path.exists():
+        path.unlink()
+    log = WireLog(path)
+    pytestconfig.stash[_REPORT_KEY].wire_log = path
+    yield log
+    log.close()
+
+
+@pytest.fixture
+def rig(rig_spec: RigSpec, wire_log: WireLog, request: pytest.FixtureRequest) -> Iterator[Rig]:
+    """A fresh rig for one scenario; closed (meter-sim stopped, ports closed) when it ends."""
+    # Short path: a unix socket path must stay under 108 bytes.
+    workdir = Path(tempfile.mkdtemp(prefix="rig-"))
+    wire_log.mark(f"scenario {request.node.nodeid}")
+    try:
+        with Rig(rig_spec, workdir, wire_log) as running:
+            yield running
+    except RigError as exc:
+        pytest.fail(f"rig {rig_spec.name}: {exc}", pytrace=False)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def fake(request: pytest.FixtureRequest):
+    """Identities seeded from METER_HIL_SEED (or the default) and this scenario's name."""
+    return identities(request.node.name)

@@ -1,0 +1,231 @@
+"""The conformance report: what ran, by requirement id, in a form a vendor can hand over.
+
+Collects each scenario's outcome (passed / failed / skipped with the reason) and its requirement tags
+(@R-START ...), prints one progress line per scenario and a summary by requirement at the end, and
+writes summary.md and summary.json with the rig file, its sha256 and the driver and simulator versions.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REQUIREMENTS = ("R-START", "R-STOP", "R-RECOVER", "R-RECONNECT", "R-FAULT", "R-LIVE", "R-OCPP", "R-INTEGRITY")
+
+
+@dataclass
+class ScenarioResult:
+    """One scenario's outcome."""
+
+    nodeid: str
+    name: str
+    feature: str
+    requirements: list[str]
+    outcome: str = "passed"  # passed | failed | skipped
+    reason: str = ""
+    duration_s: float = 0.0
+
+
+@dataclass
+class RunInfo:
+    """What the run was made with: enough to reproduce and to trust the report."""
+
+    rig_file: str
+    rig_name: str
+    rig_sha256: str
+    capabilities: list[str]
+    driver_class: str
+    versions: dict[str, str]
+    seed: int
+    started_utc: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+
+
+def _version(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _git_revision() -> str:
+    try:
+        done = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True,
+                              timeout=5, check=False, cwd=Path(__file__).parent)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return done.stdout.strip() or "unknown"
+
+
+def versions(driver_class: str) -> dict[str, str]:
+    """Versions of the parts under test: the meter-hil distribution (simulator and reference driver),
+    the driver module's own __version__ when it has one, the source revision, and the key libraries."""
+    found = {
+        "meter-hil": _version("meter-hil"),
+        "source": _git_revision(),
+        "python": platform.python_version(),
+        "pymodbus": _version("pymodbus"),
+        "pytest-bdd": _version("pytest-bdd"),
+    }
+    module = sys.modules.get(driver_class.rpartition(".")[0])
+    found["driver"] = str(getattr(module, "__version__", found["meter-hil"]))
+    simulator = sys.modules.get("simulator")
+    found["simulator"] = str(getattr(simulator, "__version__", found["meter-hil"]))
+    return found
+
+
+class ConformanceReport:
+    """pytest plugin: registered by features/conftest.py once the rig file is loaded."""
+
+    def __init__(self, info: RunInfo, out_dir: Path | None) -> None:
+        self.info = info
+        self.out_dir = out_dir
+        self.results: dict[str, ScenarioResult] = {}
+        self.total = 0
+        self.wire_log: Path | None = None
+
+    # --- collection of outcomes ------------------------------------------------------------------
+
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        self.total = sum(1 for item in items if _is_scenario(item))
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        item_tags = getattr(report, "requirement_tags", None)
+        if item_tags is None:
+            return
+        result = self.results.setdefault(report.nodeid, ScenarioResult(
+            nodeid=report.nodeid, name=report.scenario_name, feature=report.feature_name,
+            requirements=list(item_tags)))
+        result.duration_s += report.duration
+        if report.skipped and result.outcome == "passed":
+            result.outcome = "skipped"
+            result.reason = _skip_reason(report)
+        elif report.failed and result.outcome != "failed":
+            result.outcome = "failed"
+            result.reason = _failure_line(report)
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+        outcome = yield
+        report = outcome.get_result()
+        if _is_scenario(item):
+            report.requirement_tags = sorted(m.name for m in item.iter_markers() if m.name.startswith("R-"))
+            scenario = getattr(item.obj, "__scenario__", None)
+            report.scenario_name = scenario.name if scenario else item.name
+            report.feature_name = scenario.feature.name if scenario else ""
+
+    def pytest_runtest_logfinish(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
+        result = self.results.get(nodeid)
+        if result is None:
+            return
+        done = sum(1 for r in self.results.values())
+        reason = f"  ({result.reason})" if result.outcome != "passed" and result.reason else ""
+        line = (f"[{done}/{self.total}] {result.outcome.upper():7} {' '.join(result.requirements):28} "
+                f"{result.name} ({result.duration_s:.1f} s){reason}")
+        sys.stderr.write(line + "\n")
+
+    # --- the summary -------------------------------------------------------------------------------
+
+    def by_requirement(self) -> dict[str, dict[str, Any]]:
+        table: dict[str, dict[str, Any]] = {}
+        for requirement in REQUIREMENTS:
+            rows = [r for r in self.results.values() if requirement in r.requirements]
+            table[requirement] = {
+                "passed": sum(r.outcome == "passed" for r in rows),
+                "failed": sum(r.outcome == "failed" for r in rows),
+                "skipped": sum(r.outcome == "skipped" for r in rows),
+                "scenarios": [r.name for r in rows],
+                "notes": sorted({f"{r.outcome}: {r.name}: {r.reason}"
+                                 for r in rows if r.outcome != "passed"}),
+            }
+        return table
+
+    def verdict(self) -> str:
+        table = self.by_requirement()
+        if any(row["failed"] for row in table.values()):
+            return "FAIL"
+        if any(not row["passed"] for row in table.values()):
+            return "INCOMPLETE"  # a requirement with nothing passed is not shown to hold
+        return "PASS"
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.results:
+            return
+        write = terminalreporter.write_line
+        write("")
+        write(f"Conformance summary: rig {self.info.rig_name} ({self.info.rig_file}, "
+              f"sha256 {self.info.rig_sha256[:16]}...), verdict {self.verdict()}")
+        write(f"{'requirement':12} {'passed':>6} {'failed':>6} {'skipped':>7}")
+        for requirement, row in self.by_requirement().items():
+            write(f"{requirement:12} {row['passed']:6} {row['failed']:6} {row['skipped']:7}")
+            for note in row["notes"]:
+                write(f"    {note}")
+        if self.out_dir is not None:
+            write(f"Reports written to {self.out_dir}/ (summary.md, summary.json)")
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.out_dir is None or not self.results:
+            return
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        data = {
+            "verdict": self.verdict(),
+            "run": asdict(self.info),
+            "wire_log": str(self.wire_log) if self.wire_log else None,
+            "requirements": self.by_requirement(),
+            "scenarios": [asdict(r) for r in self.results.values()],
+        }
+        (self.out_dir / "summary.json").write_text(json.dumps(data, indent=2) + "\n")
+        (self.out_dir / "summary.md").write_text(self.markdown(data))
+
+    def markdown(self, data: dict[str, Any]) -> str:
+        info = self.info
+        lines = [
+            f"# Conformance report: {info.rig_name}",
+            "",
+            f"- Verdict: **{data['verdict']}**",
+            f"- Rig file: `{info.rig_file}` (sha256 `{info.rig_sha256}`)",
+            f"- Capabilities: {', '.join(info.capabilities) or 'none'}",
+            f"- Driver: `{info.driver_class}`",
+            f"- Versions: {', '.join(f'{k} {v}' for k, v in info.versions.items())}",
+            f"- Identity seed: {info.seed}",
+            f"- Started: {info.started_utc}",
+            f"- Wire log: `{data['wire_log']}`" if data["wire_log"] else "- Wire log: none (no link proxy)",
+            "",
+            "## By requirement",
+            "",
+            "| requirement | passed | failed | skipped |",
+            "|---|---|---|---|",
+        ]
+        for requirement, row in data["requirements"].items():
+            lines.append(f"| {requirement} | {row['passed']} | {row['failed']} | {row['skipped']} |")
+        lines += ["", "## Scenarios", "", "| scenario | requirements | outcome | reason |",
+                  "|---|---|---|---|"]
+        for r in self.results.values():
+            reason = r.reason.replace("|", "\\|")
+            lines.append(f"| {r.name} | {' '.join(r.requirements)} | {r.outcome} | {reason} |")
+        return "\n".join(lines) + "\n"
+
+
+def _is_scenario(item: pytest.Item) -> bool:
+    return getattr(getattr(item, "obj", None), "__scenario__", None) is not None
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return str(longrepr)
+
+
+def _failure_line(report: pytest.TestReport) -> str:
+    crash = getattr(report.longrepr, "reprcrash", None)
+    text = crash.message if crash is not None else str(report.longrepr)
+    return text.strip().splitlines()[0][:300] if text.strip() else "failed"

@@ -1,0 +1,439 @@
+"""Step definitions of the conformance suite, and `scenarios()` over every .feature file in features/.
+
+Steps are generic (parameters are parsed), so a new .feature file dropped into features/ runs with
+them. They call rig operations and never ask what kind of rig this is. Every check against the meter
+uses the rig's ground truth (the meter side), never the driver's own account. Waits are polls with a
+deadline.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from pytest_bdd import given, parsers, scenarios, then, when
+
+from driver import ocmf
+from driver.types import (
+    OCMFIdentificationFlags,
+    OCMFIdentificationLevel,
+    OCMFIdentificationType,
+    OCMFUserIdentificationStatus,
+    TransactionReq,
+)
+from rigs import BootResult, Rig, Session, status_name
+
+scenarios(".")
+
+TIMEOUT = 15.0  # seconds any single condition may take to come true on the virtual rig
+# Energy registers count 0.1 Wh; OCMF RV is kWh with 4 decimals: RV * 10000 is the register value.
+REGISTERS_PER_KWH = Decimal(10000)
+
+
+@dataclass
+class Context:
+    """What one scenario has done so far."""
+
+    request: TransactionReq | None = None
+    session: Session | None = None
+    start_response: Any = None
+    stop_response: Any = None
+    boot: BootResult | None = None
+    last_transaction_id: str | None = None
+    readings_from: int = 0
+    readings: list[tuple[float, Any]] = field(default_factory=list)
+
+
+@pytest.fixture
+def ctx() -> Context:
+    return Context()
+
+
+def wait_until(condition: Callable[[], Any], what: str, timeout: float = TIMEOUT) -> Any:
+    """Poll `condition` until it returns something true; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting until {what}")
+        time.sleep(0.05)
+
+
+def evse(rig: Rig):
+    assert rig.evse is not None, "the rig has no running driver"
+    return rig.evse
+
+
+def signed_record(ctx: Context) -> str:
+    response = ctx.stop_response
+    assert response is not None, "no stop was made"
+    assert response.signed_meter_value is not None, f"the stop gave no signed meter value: {response}"
+    return response.signed_meter_value.signed_meter_data
+
+
+def closed_record(rig: Rig, transaction_id: str) -> list[dict[str, Any]]:
+    return [t for t in rig.ground_truth()["closed_transactions"] if t["transaction_id"] == transaction_id]
+
+
+# --- the charger and the session --------------------------------------------------------------------
+
+
+@given("the charger has booted")
+def charger_booted(rig: Rig, ctx: Context) -> None:
+    """EvseManager's start-up with no transaction remembered: stop_transaction("") only."""
+    ctx.boot = evse(rig).boot(None)
+    assert status_name(ctx.boot.clear_pending) == "OK", f"stop(\"\") at boot: {ctx.boot.clear_pending}"
+
+
+@given("EvseManager stops sessions on powermeter errors")
+def fail_on_errors(rig: Rig) -> None:
+    evse(rig).fail_on_powermeter_errors = True
+
+
+@given("EvseManager does not stop sessions on powermeter errors")
+def no_fail_on_errors(rig: Rig) -> None:
+    evse(rig).fail_on_powermeter_errors = False
+
+
+@given(parsers.parse('an identification of type "{kind}"'))
+def identification(ctx: Context, fake: Any, kind: str) -> None:
+    ctx.request = TransactionReq(
+        evse_id=fake.evse_id(),
+        transaction_id=fake.transaction_uuid(),
+        identification_status=OCMFUserIdentificationStatus.ASSIGNED,
+        identification_flags=[OCMFIdentificationFlags.RFID_PLAIN, OCMFIdentificationFlags.OCPP_AUTH],
+        identification_type=OCMFIdentificationType(kind),
+        identification_level=OCMFIdentificationLevel.TRUSTED,
+        identification_data=fake.identification_data(kind),
+    )
+
+
+@given(parsers.parse('an identification of type "{kind}" with a tariff text'))
+def identification_with_tariff(ctx: Context, fake: Any, kind: str) -> None:
+    identification(ctx, fake, kind)
+    assert ctx.request is not None
+    ctx.request.tariff_text = fake.tariff_text()
+
+
+@given(parsers.parse("the EV draws {watts:d} W"))
+def ev_draws(rig: Rig, watts: int) -> None:
+    rig.set_load(float(watts))
+
+
+@when("a session starts")
+def session_starts(rig: Rig, ctx: Context) -> None:
+    assert ctx.request is not None, "no identification given"
+    ctx.session = evse(rig).start_session(ctx.request)
+    ctx.start_response = ctx.session.start_response
+    ctx.last_transaction_id = ctx.request.transaction_id
+
+
+@when(parsers.parse('a session starts with {name} set to "{value}"'))
+def session_starts_with(rig: Rig, ctx: Context, name: str, value: str) -> None:
+    assert ctx.request is not None, "no identification given"
+    assert name in {f.name for f in dataclasses.fields(TransactionReq)}, f"TransactionReq has no field {name}"
+    ctx.request = dataclasses.replace(ctx.request, **{name: value})
+    session_starts(rig, ctx)
+
+
+@when("the session is stopped")
+def session_stopped(rig: Rig, ctx: Context) -> None:
+    assert ctx.session is not None, "no session was started"
+    ctx.stop_response = evse(rig).stop_session(ctx.session)
+
+
+@when("EvseManager repeats the stop")
+def stop_repeated(rig: Rig, ctx: Context) -> None:
+    session_stopped(rig, ctx)
+
+
+@when("a stop is requested for an unknown transaction id")
+def stop_unknown(rig: Rig, ctx: Context, fake: Any) -> None:
+    ctx.stop_response = evse(rig).driver.stop_transaction(fake.transaction_uuid())
+
+
+@then(parsers.parse('the start is answered "{status}"'))
+def start_answered(ctx: Context, status: str) -> None:
+    assert status_name(ctx.start_response) == status, f"start answered {ctx.start_response}"
+
+
+@then(parsers.parse('the start is refused naming "{name}"'))
+def start_refused(ctx: Context, name: str) -> None:
+    response = ctx.start_response
+    assert status_name(response) != "OK", f"an invalid {name} was accepted: {response}"
+    assert response.error and name in response.error, f"the error does not name {name}: {response.error!r}"
+
+
+@then(parsers.parse('the stop is answered "{status}" with a signed meter value'))
+def stop_answered_signed(ctx: Context, status: str) -> None:
+    assert status_name(ctx.stop_response) == status, f"stop answered {ctx.stop_response}"
+    assert signed_record(ctx).startswith("OCMF|"), "the signed meter value is not an OCMF record"
+
+
+@then(parsers.parse('the stop is answered "{status}" with an error message'))
+def stop_answered_error(ctx: Context, status: str) -> None:
+    assert status_name(ctx.stop_response) == status, f"stop answered {ctx.stop_response}"
+    assert ctx.stop_response.error, "no error message"
+    assert ctx.stop_response.signed_meter_value is None, "a failed stop carries a signed value"
+
+
+@then(parsers.parse('the stop is not answered "{status}"'))
+def stop_not_answered(ctx: Context, status: str) -> None:
+    assert status_name(ctx.stop_response) != status, f"stop answered {ctx.stop_response}"
+
+
+# --- the signed value ------------------------------------------------------------------------------
+
+
+@then("the signed meter value verifies against the meter's public key")
+def record_verifies(rig: Rig, ctx: Context) -> None:
+    key = evse(rig).driver.public_key_ocmf
+    assert key, "the driver has no OCMF public key"
+    result = ocmf.verify(signed_record(ctx), key, transaction=True)
+    assert result.valid, f"the OCMF record does not verify: {result.failures}"
+
+
+@then("the signed meter value holds the identification data sent")
+def record_holds_identification(ctx: Context) -> None:
+    assert ctx.request is not None
+    payload = ocmf.parse(signed_record(ctx)).payload
+    sent = ctx.request
+    assert payload.get("ID") == sent.identification_data, (
+        f"ID {payload.get('ID')!r} != {sent.identification_data!r}")
+    assert payload.get("IT") == sent.identification_type.value, f"IT {payload.get('IT')!r}"
+    assert payload.get("IS") is (sent.identification_status.value == "ASSIGNED"), f"IS {payload.get('IS')!r}"
+    assert sent.identification_level is not None
+    assert payload.get("IL") == sent.identification_level.value, f"IL {payload.get('IL')!r}"
+    assert payload.get("IF") == [f.value for f in sent.identification_flags], f"IF {payload.get('IF')!r}"
+    assert payload.get("CI") == sent.evse_id, f"CI {payload.get('CI')!r} != {sent.evse_id!r}"
+    if sent.tariff_text is not None:
+        assert payload.get("TT") == sent.tariff_text, f"TT {payload.get('TT')!r} != {sent.tariff_text!r}"
+
+
+@then("its begin and end energy agree with the meter's ground truth")
+def record_agrees_with_ground_truth(rig: Rig, ctx: Context) -> None:
+    assert ctx.last_transaction_id is not None
+    record = ocmf.parse(signed_record(ctx))
+    truth = closed_record(rig, ctx.last_transaction_id)
+    assert len(truth) == 1, f"the meter holds {len(truth)} closed records for {ctx.last_transaction_id}"
+    values = {r.tx: r.value for r in record.readings}
+    assert set(values) >= {"B", "E"}, f"the record lacks a begin or end reading: {sorted(values, key=str)}"
+    begin, end = values["B"], values["E"]
+    assert begin is not None and end is not None
+    assert begin * REGISTERS_PER_KWH == truth[0]["begin_register"], (
+        f"begin {begin} kWh != meter's begin register {truth[0]['begin_register']} (0.1 Wh)")
+    assert end * REGISTERS_PER_KWH == truth[0]["end_register"], (
+        f"end {end} kWh != meter's end register {truth[0]['end_register']} (0.1 Wh)")
+    assert abs(float(end) * 1000 - truth[0]["end_wh"]) < 0.1, "end reading differs from the meter's energy"
+    # The driver passes the meter's record on unchanged (it never creates or alters a signed value).
+    assert signed_record(ctx) == truth[0]["ocmf"], "the driver's record differs from the one the meter signed"
+
+
+@then("the meter signed exactly one record for the transaction")
+def one_record(rig: Rig, ctx: Context) -> None:
+    assert ctx.last_transaction_id is not None
+    records = closed_record(rig, ctx.last_transaction_id)
+    assert len(records) == 1, f"{len(records)} records for {ctx.last_transaction_id}"
+
+
+# --- the meter's ground truth ------------------------------------------------------------------
+
+
+@then("the meter has the transaction open")
+def meter_has_open(rig: Rig, ctx: Context) -> None:
+    assert ctx.request is not None
+    truth = rig.ground_truth()
+    assert truth["open_transaction_id"] == ctx.request.transaction_id, (
+        f"meter has {truth['open_transaction_id']!r} open")
+    assert truth["transaction_state"] != 0, "the meter is idle"
+
+
+@then("the meter has no transaction open")
+def meter_has_none_open(rig: Rig) -> None:
+    def idle() -> bool:
+        truth = rig.ground_truth()
+        return truth["open_transaction_id"] == "" and truth["transaction_state"] == 0
+
+    wait_until(idle, "the meter has no transaction open")
+
+
+@when(parsers.parse("the meter counts {wh:d} Wh more"))
+def meter_counts(rig: Rig, wh: int) -> None:
+    start = rig.ground_truth()["energy_wh"]
+    wait_until(lambda: rig.ground_truth()["energy_wh"] >= start + wh, f"the meter counted {wh} Wh more")
+
+
+# --- link, power and errors --------------------------------------------------------------------
+
+
+@when("the link is cut")
+def link_cut(rig: Rig) -> None:
+    rig.link_down()
+
+
+@when("the link is restored")
+def link_restored(rig: Rig) -> None:
+    rig.link_up()
+
+
+@when("the link is cut as soon as the stop command reaches the meter")
+def link_cut_on_stop(rig: Rig) -> None:
+    rig.cut_link_on_stop_command()
+
+
+@when("the meter loses power")
+def meter_power_off(rig: Rig) -> None:
+    rig.power_off()
+
+
+@when("the meter's power returns")
+def meter_power_on(rig: Rig) -> None:
+    rig.power_on()
+
+
+@when("the whole system loses power")
+def system_power_off(rig: Rig, ctx: Context) -> None:
+    """The charger goes down with the meter: the driver and EvseManager lose everything in memory."""
+    ctx.last_transaction_id = evse(rig).last_transaction_id or ctx.last_transaction_id
+    rig.stop_driver()
+    rig.power_off()
+
+
+@when("the whole system's power returns")
+def system_power_on(rig: Rig) -> None:
+    rig.power_on()
+
+
+@when("the charger boots with the last transaction id")
+def boots_with_last_id(rig: Rig, ctx: Context) -> None:
+    assert ctx.last_transaction_id, "no transaction id was remembered"
+    manager = rig.start_driver() if rig.evse is None else rig.evse
+    ctx.boot = manager.boot(ctx.last_transaction_id)
+    ctx.stop_response = ctx.boot.stop_last
+
+
+@when("the charger boots without a last transaction id")
+def boots_without_last_id(rig: Rig, ctx: Context) -> None:
+    manager = rig.start_driver() if rig.evse is None else rig.evse
+    ctx.boot = manager.boot(None)
+
+
+@then(parsers.parse('stop of the last transaction id is answered "{status}" with a signed meter value'))
+def boot_stop_last(ctx: Context, status: str) -> None:
+    assert ctx.boot is not None and ctx.boot.stop_last is not None, "no stop(last id) was made"
+    stop_answered_signed(ctx, status)
+
+
+@then(parsers.parse('stop("") is answered "{status}"'))
+def boot_clear(ctx: Context, status: str) -> None:
+    assert ctx.boot is not None, "the charger did not boot"
+    assert status_name(ctx.boot.clear_pending) == status, f"stop(\"\") answered {ctx.boot.clear_pending}"
+
+
+@then(parsers.parse('the driver raises "{error}"'))
+def driver_raises(rig: Rig, error: str) -> None:
+    wait_until(lambda: error in evse(rig).active_errors(), f"the driver raised {error}")
+
+
+@then(parsers.parse('the driver clears "{error}"'))
+def driver_clears(rig: Rig, error: str) -> None:
+    wait_until(lambda: error not in evse(rig).active_errors(), f"the driver cleared {error}")
+
+
+@then("EvseManager has stopped the session because of the powermeter error")
+def session_stopped_on_error(ctx: Context) -> None:
+    assert ctx.session is not None
+    wait_until(lambda: ctx.session is not None and ctx.session.stop_reason == "PowermeterError",
+               "EvseManager stopped the session on the powermeter error")
+
+
+@then("the stopped session receives its signed meter value")
+def stopped_session_signed(ctx: Context) -> None:
+    session = ctx.session
+    assert session is not None
+    wait_until(lambda: session.closed, "the stopped session got its signed meter value")
+    ctx.stop_response = session.stop_response
+    stop_answered_signed(ctx, "OK")
+
+
+# --- live readings ---------------------------------------------------------------------------------
+
+
+@when(parsers.parse("the driver has published {count:d} readings"))
+def published_readings(rig: Rig, ctx: Context, count: int) -> None:
+    manager = evse(rig)
+    ctx.readings_from = len(manager.readings())
+    interval = rig.spec.driver.settings.get("publish_interval", 1.0)
+    wait_until(lambda: len(manager.readings()) >= ctx.readings_from + count,
+               f"the driver published {count} readings", timeout=count * interval * 4 + 5)
+    ctx.readings = manager.readings()[ctx.readings_from:ctx.readings_from + count]
+
+
+@then("the readings arrived at the configured interval")
+def readings_at_interval(rig: Rig, ctx: Context) -> None:
+    interval = float(rig.spec.driver.settings.get("publish_interval", 1.0))
+    times = [t for t, _ in ctx.readings]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert gaps, "fewer than two readings"
+    mean = sum(gaps) / len(gaps)
+    # The publisher waits `interval` after each read, so the period is the interval plus a read time.
+    assert 0.8 * interval <= mean <= 1.5 * interval + 0.1, (
+        f"mean interval {mean:.3f} s, configured {interval} s")
+    assert max(gaps) <= 3 * interval + 0.2, f"a gap of {max(gaps):.3f} s (configured {interval} s)"
+
+
+@then("every reading has a timestamp, energy and the meter id")
+def readings_complete(ctx: Context) -> None:
+    for _, reading in ctx.readings:
+        assert reading.timestamp, f"no timestamp: {reading}"
+        assert reading.energy_Wh_import is not None and reading.energy_Wh_import.total is not None
+        assert reading.meter_id, f"no meter_id: {reading}"
+
+
+@then("the imported energy never went backwards")
+def energy_monotonic(ctx: Context) -> None:
+    values = [reading.energy_Wh_import.total for _, reading in ctx.readings]
+    for before, after in itertools.pairwise(values):
+        assert after >= before, f"energy went backwards: {before} -> {after}"
+    assert values[-1] > values[0], f"energy did not grow under load: {values[0]} -> {values[-1]}"
+
+
+@then("the readings show power drawn on the phases")
+def readings_show_power(ctx: Context) -> None:
+    _, last = ctx.readings[-1]
+    assert last.power_W is not None and (last.power_W.total or 0) > 0, f"power: {last.power_W}"
+    assert last.voltage_V is not None and last.voltage_V.L1, f"voltage: {last.voltage_V}"
+    assert last.current_A is not None and last.current_A.L1, f"current: {last.current_A}"
+
+
+@when(parsers.parse('the phase order becomes "{order}"'))
+def phase_order(rig: Rig, ctx: Context, order: str) -> None:
+    rig.set_phase_order(order)
+    ctx.readings_from = len(evse(rig).readings())
+
+
+@then(parsers.parse("a reading shows phase_seq_error {value}"))
+def reading_phase_error(rig: Rig, ctx: Context, value: str) -> None:
+    expected = {"true": True, "false": False}[value]
+    manager = evse(rig)
+    wait_until(lambda: any(r.phase_seq_error is expected for _, r in manager.readings()[ctx.readings_from:]),
+               f"a reading shows phase_seq_error {value}")
+
+
+@then("the record the meter stored verifies against the driver's OCMF public key")
+def stored_record_verifies(rig: Rig, ctx: Context) -> None:
+    assert ctx.last_transaction_id is not None
+    truth = closed_record(rig, ctx.last_transaction_id)
+    assert len(truth) == 1, f"the meter holds {len(truth)} records for the transaction"
+    key = evse(rig).driver.public_key_ocmf
+    assert key, "the driver reports no OCMF public key"
+    result = ocmf.verify(truth[0]["ocmf"], key, transaction=True)
+    assert result.valid, f"the meter's own record does not verify with the driver's key: {result.failures}"
