@@ -33,3 +33,14 @@ sim: $(STAMP)
 
 clean:
 	rm -rf $(VENV) reports .pytest_cache .ruff_cache
+
+# The conformance suite (features/, rigs/): reports/junit.xml, cucumber.json, wire.log, summary.md/.json.
+CONFORMANCE_ARGS := -p no:cacheprovider -v --rig $(RIG) --conformance-reports reports \
+	--junitxml=reports/junit.xml --cucumberjson=reports/cucumber.json
+
+conformance: $(STAMP)
+	@mkdir -p reports
+	$(PY) -m pytest $(CONFORMANCE_ARGS) features
+
+demo: RIG = rigs/virtual.toml
+demo: conformance
