@@ -239,13 +239,12 @@ class OcmfRecord:
         return str(value) if value is not None else None
 
     def is_transaction(self) -> bool:
-        """True when the record holds more than one kind of reading (B with E, B with C, ...): a transaction.
+        """True when the record holds a begin (TX B) and an end reading (TX E, L, R, A or P).
 
-        A record whose readings share one TX (a begin record, an end record, a fiscal reading) is a single
-        reading and gets signature and reading checks only.
+        This is the transparency software's "complete transaction". Any other record (a begin record, an
+        end record, readings during charging, a fiscal reading) gets signature and reading checks only.
         """
-        kinds = {r.tx for r in self.readings if r.tx is not None}
-        return len(kinds) > 1
+        return any(r.tx == BEGIN_TX for r in self.readings) and any(r.tx in END_TX for r in self.readings)
 
 
 @dataclass(frozen=True)
@@ -715,7 +714,11 @@ def identification_failures(record: OcmfRecord) -> list[str]:
 
 
 def transaction_failures(record: OcmfRecord) -> list[str]:
-    """A begin and an end reading for each quantity (RI), end value not below begin, begin not after end."""
+    """A begin and an end reading, end value not below begin value, begin not after end.
+
+    Readings pair up by quantity (RI). A quantity read only at the end (KEBA adds 1-b:1.9.0 after its end
+    reading) is information, not a pair; but at least one quantity must have both, and none more than one.
+    """
     begins = [r for r in record.readings if r.tx == BEGIN_TX]
     ends = [r for r in record.readings if r.tx in END_TX]
     failures = []
@@ -725,17 +728,20 @@ def transaction_failures(record: OcmfRecord) -> list[str]:
         failures.append("end-reading: the transaction has no end reading (TX E, L, R, A or P)")
     if failures:
         return failures
+    pairs = 0
     for quantity in dict.fromkeys(r.ri for r in begins + ends):
         b = [r for r in begins if r.ri == quantity]
         e = [r for r in ends if r.ri == quantity]
         label = quantity or "(no RI)"
-        if len(b) != 1 or len(e) != 1:
-            check = "begin-reading" if len(b) != 1 else "end-reading"
-            failures.append(
-                f"{check}: {label} has {len(b)} begin and {len(e)} end reading(s), expected one each"
-            )
-            continue
-        failures += _compare_pair(b[0], e[0], label)
+        if len(b) > 1:
+            failures.append(f"begin-reading: {label} has {len(b)} begin readings, expected one")
+        elif len(e) > 1:
+            failures.append(f"end-reading: {label} has {len(e)} end readings, expected one")
+        elif b and e:
+            pairs += 1
+            failures += _compare_pair(b[0], e[0], label)
+    if pairs == 0 and not failures:
+        failures.append("end-reading: no quantity (RI) has both a begin and an end reading")
     return failures
 
 
