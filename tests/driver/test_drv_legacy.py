@@ -59,8 +59,11 @@ def test_old_request_that_breaks_its_type_names_the_field(change, field):
 
 @pytest.mark.parametrize(
     ("change", "field"),
-    [({"user_data": "u" * 240}, "user_data"), ({"client_id": "c" * 41}, "client_id"), ({"transaction_id": ""},
-                                                                                        "transaction_id")],
+    [
+        ({"user_data": "u" * 240}, "user_data"),
+        ({"client_id": "c" * 41}, "client_id"),
+        ({"transaction_id": ""}, "transaction_id"),
+    ],
 )
 def test_old_request_that_does_not_fit_the_meter_names_the_old_field(change, field):
     with pytest.raises(RequestError) as caught:

@@ -10,7 +10,9 @@ from driver.types import TransactionReq
 def test_block_addresses_match_the_register_map():
     assert (reg.IDENTITY.address, reg.IDENTITY.count) == (0x0000, 30)
     assert (reg.MEASUREMENTS.address, reg.MEASUREMENTS.count) == (0x0100, 60)
-    assert {f.name: reg.MEASUREMENTS.address + f.offset for f in reg.MEASUREMENTS.fields}["phase_sequence"] == 0x013B
+    assert {f.name: reg.MEASUREMENTS.address + f.offset for f in reg.MEASUREMENTS.fields}[
+        "phase_sequence"
+    ] == 0x013B
     assert {f.name: reg.MEASUREMENTS.address + f.offset for f in reg.MEASUREMENTS.fields}[
         "energy_import_total"
     ] == 0x0120
@@ -88,8 +90,13 @@ def test_identification_block_layout():
 
 def test_level_not_given_is_ffff():
     req = TransactionReq.from_dict(
-        {"evse_id": "", "transaction_id": "t", "identification_status": "NOT_ASSIGNED",
-         "identification_flags": [], "identification_type": "NONE"}
+        {
+            "evse_id": "",
+            "transaction_id": "t",
+            "identification_status": "NOT_ASSIGNED",
+            "identification_flags": [],
+            "identification_type": "NONE",
+        }
     )
     block = reg.encode_identification(req)
     assert block[:7] == [0, 0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF, 0]

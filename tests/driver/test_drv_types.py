@@ -57,7 +57,11 @@ def test_transaction_req_round_trip_keeps_everest_json():
 
 
 def test_optional_fields_are_left_out_of_json():
-    data = {k: v for k, v in GOOD.items() if k not in ("identification_level", "identification_data", "tariff_text")}
+    data = {
+        k: v
+        for k, v in GOOD.items()
+        if k not in ("identification_level", "identification_data", "tariff_text")
+    }
     req = TransactionReq.from_dict(data)
     assert req.identification_level is None
     assert set(req.to_dict()) == set(data)
@@ -76,8 +80,10 @@ def test_optional_fields_are_left_out_of_json():
         ({"identification_type": "PASSPORT"}, "identification_type"),
         ({"identification_flags": ["RFID_PLAIN", "NFC"]}, "identification_flags[1]"),
         ({"identification_flags": "RFID_PLAIN"}, "identification_flags"),
-        ({"identification_flags": ["RFID_NONE", "OCPP_NONE", "ISO15118_NONE", "PLMN_NONE", "RFID_PLAIN"]},
-         "identification_flags"),
+        (
+            {"identification_flags": ["RFID_NONE", "OCPP_NONE", "ISO15118_NONE", "PLMN_NONE", "RFID_PLAIN"]},
+            "identification_flags",
+        ),
         ({"tariff_text": "x" * 251}, "tariff_text"),
         ({"identification_data": "A" * 41}, "identification_data"),
         ({"transaction_id": ""}, "transaction_id"),
@@ -98,8 +104,14 @@ def test_a_request_that_breaks_the_type_names_the_field(change, field):
 
 def test_limits_are_inclusive():
     req = TransactionReq.from_dict(
-        {**GOOD, "tariff_text": "t" * 250, "identification_data": "d" * 40, "transaction_id": "i" * 40,
-         "evse_id": "e" * 40, "identification_flags": ["RFID_NONE", "OCPP_NONE", "ISO15118_NONE", "PLMN_NONE"]}
+        {
+            **GOOD,
+            "tariff_text": "t" * 250,
+            "identification_data": "d" * 40,
+            "transaction_id": "i" * 40,
+            "evse_id": "e" * 40,
+            "identification_flags": ["RFID_NONE", "OCPP_NONE", "ISO15118_NONE", "PLMN_NONE"],
+        }
     )
     assert len(req.tariff_text) == 250
 
@@ -188,6 +200,8 @@ ascii_text = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x
     data=st.none() | ascii_text,
 )
 def test_every_valid_request_round_trips(evse_id, transaction_id, flags, kind, level, data):
-    req = TransactionReq(evse_id, transaction_id, OCMFUserIdentificationStatus.ASSIGNED, flags, kind, level, data)
+    req = TransactionReq(
+        evse_id, transaction_id, OCMFUserIdentificationStatus.ASSIGNED, flags, kind, level, data
+    )
     req.validate()
     assert TransactionReq.from_json(req.to_json()) == req
