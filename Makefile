@@ -35,7 +35,7 @@ clean:
 	rm -rf $(VENV) reports .pytest_cache .ruff_cache
 
 # The conformance suite (features/, rigs/): reports/junit.xml, cucumber.json, wire.log, summary.md/.json.
-CONFORMANCE_ARGS := -p no:cacheprovider -v --rig $(RIG) --conformance-reports reports \
+CONFORMANCE_ARGS := -p no:cacheprovider -q --rig $(RIG) --conformance-reports reports \
 	--junitxml=reports/junit.xml --cucumberjson=reports/cucumber.json
 
 conformance: $(STAMP)

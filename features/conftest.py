@@ -58,7 +58,7 @@ def pytest_configure(config: pytest.Config) -> None:
     info = RunInfo(rig_file=str(spec.path), rig_name=spec.name, rig_sha256=spec.sha256,
                    capabilities=sorted(spec.capabilities), driver_class=spec.driver.class_path,
                    versions=versions(spec.driver.class_path), seed=base_seed())
-    report = ConformanceReport(info, out_dir)
+    report = ConformanceReport(config, info, out_dir)
     config.stash[_REPORT_KEY] = report
     config.pluginmanager.register(report, "meter-hil-conformance-report")
 

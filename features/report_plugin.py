@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pytest_bdd.scenario import scenario_wrapper_template_registry
 
 REQUIREMENTS = ("R-START", "R-STOP", "R-RECOVER", "R-RECONNECT", "R-FAULT", "R-LIVE", "R-OCPP", "R-INTEGRITY")
 
@@ -85,7 +86,8 @@ def versions(driver_class: str) -> dict[str, str]:
 class ConformanceReport:
     """pytest plugin: registered by features/conftest.py once the rig file is loaded."""
 
-    def __init__(self, info: RunInfo, out_dir: Path | None) -> None:
+    def __init__(self, config: pytest.Config, info: RunInfo, out_dir: Path | None) -> None:
+        self.config = config
         self.info = info
         self.out_dir = out_dir
         self.results: dict[str, ScenarioResult] = {}
@@ -118,9 +120,11 @@ class ConformanceReport:
         report = outcome.get_result()
         if _is_scenario(item):
             report.requirement_tags = sorted(m.name for m in item.iter_markers() if m.name.startswith("R-"))
-            scenario = getattr(item.obj, "__scenario__", None)
-            report.scenario_name = scenario.name if scenario else item.name
-            report.feature_name = scenario.feature.name if scenario else ""
+            template = _template(item)
+            report.scenario_name = template.name
+            report.feature_name = template.feature.name
+            if "[" in item.name:  # an outline's example: keep the parameters apart in the report
+                report.scenario_name += " [" + item.name.split("[", 1)[1]
 
     def pytest_runtest_logfinish(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
         result = self.results.get(nodeid)
@@ -130,7 +134,10 @@ class ConformanceReport:
         reason = f"  ({result.reason})" if result.outcome != "passed" and result.reason else ""
         line = (f"[{done}/{self.total}] {result.outcome.upper():7} {' '.join(result.requirements):28} "
                 f"{result.name} ({result.duration_s:.1f} s){reason}")
-        sys.stderr.write(line + "\n")
+        terminal = self.config.pluginmanager.get_plugin("terminalreporter")
+        if terminal is not None:
+            terminal.ensure_newline()
+            terminal.write_line(line)
 
     # --- the summary -------------------------------------------------------------------------------
 
@@ -214,8 +221,13 @@ class ConformanceReport:
         return "\n".join(lines) + "\n"
 
 
+def _template(item: pytest.Item) -> Any:
+    """pytest-bdd's scenario template behind a test item, None for a plain test."""
+    return scenario_wrapper_template_registry.get(getattr(item, "obj", None))
+
+
 def _is_scenario(item: pytest.Item) -> bool:
-    return getattr(getattr(item, "obj", None), "__scenario__", None) is not None
+    return _template(item) is not None
 
 
 def _skip_reason(report: pytest.TestReport) -> str:
