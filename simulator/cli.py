@@ -1,0 +1,150 @@
+"""meter-sim: simulated Eichrecht meters served over Modbus RTU on a pty (or a real serial port)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .control import ControlServer
+from .errors import SimulatorError
+from .forwarding import Forwarder
+from .link import open_serial
+from .profile import load_profile
+from .ptys import PtyPair
+from .runtime import PERSIST_INTERVAL_S, POWER, LoadSpec, MeterSim
+from .server import MeterServer
+
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line."""
+    p = argparse.ArgumentParser(
+        prog="meter-sim",
+        description="Simulated Eichrecht power meters answering Modbus RTU. With --pty the driver-side device "
+        "path is the first line of stdout. SIGKILL and a restart on the same --state-dir is a meter that "
+        "lost its power.",
+    )
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--pty", action="store_true", help="serve on a new pty pair (default use)")
+    where.add_argument("--port", metavar="DEV", help="serve a real serial device instead of a pty")
+    p.add_argument("--baudrate", type=int, default=19200, help="with --port (default 19200)")
+    p.add_argument("--parity", choices=["N", "E", "O"], default="E", help="with --port (default E)")
+    p.add_argument("--speed", type=float, default=1.0,
+                   help="simulated seconds per wall second (600: ten hours of charging in a minute)")
+    p.add_argument("--state-dir", metavar="DIR",
+                   help="non-volatile memory, one file a meter (default: a new temp dir, printed on stderr)")
+    p.add_argument("--control", metavar="SOCKET", help="unix socket for fault control (docs/control.md)")
+    p.add_argument("--profile", default="reference", metavar="NAME|PATH",
+                   help="meter profile: reference, plain, or a TOML file (default reference)")
+    p.add_argument("--unit", type=int, default=1, help="Modbus unit id of the first meter (default 1)")
+    p.add_argument("--meters", type=int, default=1, metavar="K", help="meters on the bus: unit..unit+K-1")
+    p.add_argument("--seed", type=int, default=0, help="seed of the noise and of new meters' keys")
+    p.add_argument("--load-w", type=float, default=0.0, metavar="W", help="fixed load in watts (default 0)")
+    p.add_argument("--load-profile", choices=["ev"], help="an EV charging profile instead of --load-w")
+    p.add_argument("--phase-order", choices=["cw", "ccw"], default="cw", help="phase rotation (default cw)")
+    p.add_argument("--status-interval", type=float, metavar="S",
+                   help="print the status line every S seconds even when stderr is not a terminal")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the meter-sim console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not 1 <= args.unit <= 247 or not 1 <= args.meters or args.unit + args.meters - 1 > 247:
+        parser.error("--unit and --meters must give unit ids within 1..247")
+    if not args.speed > 0:
+        parser.error("--speed must be positive")
+    if args.load_w < 0:
+        parser.error("--load-w must not be negative")
+    try:
+        profile = load_profile(args.profile)
+    except SimulatorError as exc:
+        print(f"meter-sim: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return asyncio.run(_serve(args, profile))
+    except SimulatorError as exc:
+        print(f"meter-sim: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+
+
+async def _serve(args: argparse.Namespace, profile: object) -> int:
+    state_dir = args.state_dir
+    if state_dir is None:
+        state_dir = tempfile.mkdtemp(prefix="meter-sim-")
+        print(f"meter-sim: state directory {state_dir}", file=sys.stderr, flush=True)
+    units = list(range(args.unit, args.unit + args.meters))
+    load = LoadSpec(profile="ev") if args.load_profile else LoadSpec(power_w=args.load_w)
+    sim = MeterSim(profile, units, Path(state_dir), speed=args.speed, seed=args.seed, load=load,  # type: ignore[arg-type]
+                   phase_order=args.phase_order)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    meter_pty = driver_pty = None
+    bridge = None
+    control = None
+    server = None
+    try:
+        if args.pty:
+            meter_pty, driver_pty = PtyPair(), PtyPair()
+            bridge = Forwarder(meter_pty.master, driver_pty.master, name="rs485-transceiver")
+            sim.bridge = bridge
+            if sim.power != "on":
+                bridge.block(POWER)
+            port, parity = meter_pty.path, "N"  # a pty has no parity (and Linux refuses PARENB on one)
+        else:
+            port, parity = args.port, args.parity
+            open_serial(port, args.baudrate, parity).close()  # a clear PortError before pymodbus tries
+        server = MeterServer(port, profile, units, sim.register_map, sim.sync,  # type: ignore[arg-type]
+                             answer_delay=lambda: sim.answer_delay_s, baudrate=args.baudrate,
+                             parity=parity)
+        await server.start()
+        if bridge is not None:
+            bridge.start()
+        if args.control:
+            control = ControlServer(args.control, sim, stop.set)
+            await control.start()
+        print(driver_pty.path if driver_pty is not None else port, flush=True)
+        await _run(sim, stop, args)
+    finally:
+        sim.shutdown()
+        if control is not None:
+            await control.stop()
+        if server is not None:
+            await server.stop()
+        if bridge is not None:
+            bridge.close()
+        for pty in (meter_pty, driver_pty):
+            if pty is not None:
+                pty.close()
+    return 0
+
+
+async def _run(sim: MeterSim, stop: asyncio.Event, args: argparse.Namespace) -> None:
+    interval = args.status_interval
+    if interval is None and sys.stderr.isatty():
+        interval = 0.5
+    next_status = time.monotonic()
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), PERSIST_INTERVAL_S)
+        sim.tick()
+        if interval is not None and time.monotonic() >= next_status:
+            next_status = time.monotonic() + interval
+            end = "\r" if sys.stderr.isatty() else "\n"
+            print(sim.status_line(), file=sys.stderr, end=end, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

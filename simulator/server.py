@@ -1,0 +1,155 @@
+"""Modbus RTU server: pymodbus's ModbusSerialServer with one SimDevice a meter, its action hook serving
+the live register map.
+
+pymodbus is made to behave like a meter on a bus: only FC 03/06/16 are known (every other function code
+in a frame with a good CRC gets exception 01), a frame for another unit id or arriving while the meter
+has no power gets no answer, a bad CRC or garbage gets silence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+
+from pymodbus import FramerType
+from pymodbus.constants import ExcCodes
+from pymodbus.pdu import ExceptionResponse, ModbusPDU
+from pymodbus.server import ModbusSerialServer
+from pymodbus.simulator import DataType, SimData, SimDevice
+
+from .errors import PortError, SimulatorError
+from .profile import Profile
+from .registers import SUPPORTED_FUNCTIONS, ModbusException, RegisterMap
+
+OPEN_TIMEOUT_S = 3.0
+Resolver = Callable[[int], RegisterMap | None]
+
+
+class _IllegalFunction(ModbusPDU):
+    """A request with a function code the meter does not implement: answered with exception 01.
+
+    Its length is unknown, so the frame is everything received (a pty delivers a frame in one piece).
+    """
+
+    @classmethod
+    def calculateRtuFrameSize(cls, data: bytes) -> int:
+        """The whole buffer is taken as the frame; its CRC decides whether it is one."""
+        return len(data)
+
+    def decode(self, data: bytes) -> None:
+        """Nothing to decode."""
+
+    async def datastore_update(self, context: object, device_id: int) -> ModbusPDU:
+        """Exception 01 whatever the device."""
+        return ExceptionResponse(self.function_code, ExcCodes.ILLEGAL_FUNCTION)
+
+
+def _illegal_function_classes() -> list[type[ModbusPDU]]:
+    return [
+        type(f"IllegalFunction{code:02X}", (_IllegalFunction,), {"function_code": code})
+        for code in range(1, 0x80)
+        if code not in SUPPORTED_FUNCTIONS
+    ]
+
+
+class MeterServer:
+    """Serves the meters at `units` on one serial port (a pty slave path or a real device)."""
+
+    def __init__(
+        self,
+        port: str,
+        profile: Profile,
+        units: list[int],
+        resolve: Resolver,
+        before_access: Callable[[], None] = lambda: None,
+        answer_delay: Callable[[], float] = lambda: 0.0,
+        baudrate: int = 19200,
+        parity: str = "E",
+        stopbits: int = 1,
+    ) -> None:
+        self.port = port
+        self.units = list(units)
+        self.resolve = resolve
+        self.before_access = before_access
+        self.answer_delay = answer_delay
+        self.requests = 0
+        self.failures = 0
+        end = max(r.end for r in profile.registers)
+        devices = [SimDevice(0, simdata=[SimData(0, count=1, datatype=DataType.REGISTERS)], action=self._ignore)]
+        for unit in self.units:
+            devices.append(SimDevice(unit, simdata=[SimData(0, count=end, values=0, datatype=DataType.REGISTERS)],
+                                     action=self._action_for(unit)))
+        self._devices = devices
+        self._baudrate, self._parity, self._stopbits = baudrate, parity, stopbits
+        self._server: ModbusSerialServer | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Open the port and serve (returns once serving has started)."""
+        logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+        self._server = ModbusSerialServer(
+            self._devices, framer=FramerType.RTU, port=self.port, baudrate=self._baudrate,
+            parity=self._parity, stopbits=self._stopbits, ignore_missing_devices=True,
+            trace_packet=self._trace_packet, custom_pdu=_illegal_function_classes(),
+        )
+        self._task = asyncio.create_task(self._server.serve_forever())
+        deadline = asyncio.get_running_loop().time() + OPEN_TIMEOUT_S
+        while not self._server.active_connections:
+            if self._task.done() or asyncio.get_running_loop().time() > deadline:
+                await self.stop()
+                raise PortError(f"cannot serve Modbus on {self.port}: the port did not open")
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        """Stop serving and close the port."""
+        if self._server is not None:
+            await self._server.shutdown()
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):  # noqa: S110 - shutting down, the error is moot
+                pass
+
+    def _trace_packet(self, sending: bool, data: bytes) -> bytes:
+        """Silence every answer for a unit we do not serve or whose meter has no power."""
+        if sending and data and (data[0] not in self.units or self.resolve(data[0]) is None):
+            return b""
+        return data
+
+    async def _ignore(self, *_args: object) -> ExcCodes | None:
+        return ExcCodes.ILLEGAL_FUNCTION  # unit 0 / unknown units: the answer is silenced anyway
+
+    def _action_for(self, unit: int) -> Callable[..., Awaitable[ExcCodes | None]]:
+        async def action(function_code: int, start_address: int, address: int, count: int,
+                         registers: list[int], set_values: list[int] | list[bool] | None) -> ExcCodes | None:
+            return await self._serve(unit, function_code, start_address, address, count, registers, set_values)
+        return action
+
+    async def _serve(self, unit: int, function_code: int, start_address: int, address: int, count: int,
+                     registers: list[int], set_values: list[int] | list[bool] | None) -> ExcCodes | None:
+        self.requests += 1
+        if function_code not in SUPPORTED_FUNCTIONS:
+            return ExcCodes.ILLEGAL_FUNCTION
+        delay = self.answer_delay()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        try:
+            self.before_access()
+            regmap = self.resolve(unit)
+            if regmap is None:
+                return ExcCodes.DEVICE_BUSY  # no power: the answer is silenced by _trace_packet
+            if set_values is None:
+                result = regmap.read(address, count)
+                if isinstance(result, ModbusException):
+                    return ExcCodes(int(result))
+                registers[address - start_address : address - start_address + count] = result
+                return None
+            outcome = regmap.write(address, [int(v) for v in set_values], function_code)
+            return None if outcome is None else ExcCodes(int(outcome))
+        except SimulatorError as exc:
+            self.failures += 1
+            print(f"meter-sim: unit {unit}: {exc}", file=sys.stderr, flush=True)
+            return ExcCodes.DEVICE_FAILURE
