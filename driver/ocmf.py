@@ -538,6 +538,8 @@ def _oid_text(content: bytes) -> str:
         if not byte & 0x80:
             arcs.append(value)
             value = 0
+    if content[-1] & 0x80:
+        raise _DerError("OID ends inside an arc")
     first = min(arcs[0] // 40, 2)
     return ".".join(str(a) for a in [first, arcs[0] - 40 * first, *arcs[1:]])
 
@@ -611,16 +613,21 @@ def _spki_key(data: bytes) -> PublicKey:
         tag, alg_oid, apos = _der_read(algorithm, 0)
         if tag != 0x06:
             raise _DerError("no algorithm OID")
+        if _oid_text(alg_oid) != _EC_PUBLIC_KEY_OID:
+            raise OcmfFormatError(f"public key: algorithm {_oid_text(alg_oid)} is not an EC public key")
+        if apos >= len(algorithm):
+            raise _DerError("no curve parameter")
         tag, curve_oid, _ = _der_read(algorithm, apos)
+        if tag != 0x06:
+            raise OcmfFormatError(
+                "public key: explicit curve parameters are not supported, only named curves"
+            )
+        curve_name = _oid_text(curve_oid)
     except _DerError as exc:
         raise OcmfFormatError(f"public key: not a DER SubjectPublicKeyInfo ({exc})") from None
-    if _oid_text(alg_oid) != _EC_PUBLIC_KEY_OID:
-        raise OcmfFormatError(f"public key: algorithm {_oid_text(alg_oid)} is not an EC public key")
-    if tag != 0x06:
-        raise OcmfFormatError("public key: explicit curve parameters are not supported, only named curves")
-    curve = _CURVES_BY_OID.get(_oid_text(curve_oid))
+    curve = _CURVES_BY_OID.get(curve_name)
     if curve is None:
-        raise OcmfFormatError(f"public key: curve OID {_oid_text(curve_oid)} is not one OCMF uses")
+        raise OcmfFormatError(f"public key: curve OID {curve_name} is not one OCMF uses")
     return PublicKey(point=bits[1:], curve=curve)
 
 
