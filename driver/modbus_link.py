@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import threading
 
 import serial
@@ -20,6 +21,7 @@ from pymodbus.pdu import ExceptionResponse
 from driver.errors import CommunicationError, ConfigurationError, MeterExceptionError
 from driver.registers import MAX_REGISTERS_PER_READ, MAX_REGISTERS_PER_WRITE, MODBUS_EXCEPTIONS
 
+log = logging.getLogger(__name__)
 PARITIES = {"N": serial.PARITY_NONE, "E": serial.PARITY_EVEN, "O": serial.PARITY_ODD}
 
 # pymodbus logs every timeout at ERROR; the driver reports them itself as CommunicationFault.
@@ -32,6 +34,17 @@ def check_port(port: str) -> None:
         raise ConfigurationError("port: no serial port given")
     if "://" not in port and not os.path.exists(port):
         raise ConfigurationError(f"port: serial port {port} does not exist")
+
+
+def is_pseudo_terminal(port: str) -> bool:
+    """True for a Unix98 pty slave (character device, major 136..143), as a simulated meter serves."""
+    if "://" in port:
+        return False
+    try:
+        info = os.stat(port)
+    except OSError:
+        return False
+    return stat.S_ISCHR(info.st_mode) and 136 <= os.major(info.st_rdev) <= 143
 
 
 class ModbusLink:
@@ -52,6 +65,11 @@ class ModbusLink:
         self.port = port
         self.unit = unit
         self._lock = threading.Lock()
+        if parity != "N" and is_pseudo_terminal(port):
+            # A pty carries bytes, not bits: parity means nothing there, and some kernels refuse PARENB
+            # on a pty with EINVAL. The meter on the far side sees the same bytes either way.
+            log.info("%s is a pseudo-terminal: parity %s not applied", port, parity)
+            parity = "N"
         self._client = ModbusSerialClient(
             port,
             framer=FramerType.RTU,

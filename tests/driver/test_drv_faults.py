@@ -1,0 +1,176 @@
+"""The driver under faults against a real meter-sim: link loss, lost answers, reboot, busy, noise, plain."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from drv_support import SimMeter, request_for, wait_for
+
+from driver import ErrorType, TransactionRequestStatus, ocmf
+from driver.registers import COMMAND, TRANSACTION_ID, encode_string
+
+OK = TransactionRequestStatus.OK
+UNEXPECTED = TransactionRequestStatus.UNEXPECTED_ERROR
+COMM = ErrorType.COMMUNICATION_FAULT
+
+
+class ErrorLog:
+    """Collects ErrorEvents from the driver's callback thread."""
+
+    def __init__(self) -> None:
+        self.events = []
+        self._lock = threading.Lock()
+
+    def __call__(self, event) -> None:
+        with self._lock:
+            self.events.append(event)
+
+    def seen(self, kind, raised: bool) -> bool:
+        with self._lock:
+            return any(e.type is kind and e.raised is raised for e in self.events)
+
+
+def test_link_loss_is_noticed_reported_cleared_and_the_session_still_gets_its_record(
+    fresh_sim, proxy_to, make_driver
+):
+    """R-RECONNECT and R-FAULT."""
+    link = proxy_to(fresh_sim)
+    drv = make_driver(link.path, publish_interval=0.1)
+    errors = ErrorLog()
+    drv.subscribe_errors(errors)
+    assert drv.start_transaction(request_for("drv-link-1")).status is OK
+    cut_at = time.monotonic()
+    link.cut()
+    wait_for(lambda: errors.seen(COMM, True), 5, "CommunicationFault raised")
+    noticed = time.monotonic() - cut_at
+    bound = 0.1 + 0.3 * (0 + 1) + 0.5  # publish_interval + timeout x (retries + 1) + scheduling slack
+    assert noticed <= bound, f"link loss noticed after {noticed:.2f} s, bound {bound:.2f} s"
+    assert [e.type for e in drv.active_errors] == [COMM]
+    link.restore()
+    wait_for(lambda: errors.seen(COMM, False), 5, "CommunicationFault cleared")
+    assert drv.active_errors == []
+    response = drv.stop_transaction("drv-link-1")
+    assert response.status is OK, response.error
+    assert ocmf.verify(response.signed_meter_value.signed_meter_data, drv.public_key_ocmf).valid
+
+
+def test_stop_while_the_link_is_down_fails_in_bounded_time_then_succeeds(fresh_sim, proxy_to, make_driver):
+    link = proxy_to(fresh_sim)
+    drv = make_driver(link.path, command_timeout=1.0)
+    assert drv.start_transaction(request_for("drv-down-1")).status is OK
+    link.cut()
+    asked = time.monotonic()
+    response = drv.stop_transaction("drv-down-1")
+    took = time.monotonic() - asked
+    assert response.status is UNEXPECTED
+    assert "not reachable for 1 s" in response.error
+    assert response.signed_meter_value is None
+    assert 1.0 <= took <= 1.0 + 0.3 + 1.0, f"stop gave up after {took:.2f} s"
+    assert fresh_sim.status()["open_transaction_id"] == "drv-down-1"  # nothing happened to the meter
+    link.restore()
+    response = drv.stop_transaction("drv-down-1")
+    assert response.status is OK, response.error
+    assert ocmf.verify(response.signed_meter_value.signed_meter_data, drv.public_key_ocmf).valid
+
+
+def test_a_start_whose_answer_was_lost_but_the_meter_executed_is_ok(fresh_sim, proxy_to, make_driver):
+    link = proxy_to(fresh_sim)
+    start_frame = bytes([1, 0x06, COMMAND >> 8, COMMAND & 0xFF, 0x00, 0x01])
+    cut_done = threading.Event()
+
+    def cut_after_start(direction: str, data: bytes, _: float) -> None:
+        if direction == "to_meter" and data.startswith(start_frame) and not cut_done.is_set():
+            link.cut()  # the start reached the meter; its answer will not reach the driver
+            cut_done.set()
+
+    drv = make_driver(link.path, command_timeout=10.0)
+    link.on_bytes(cut_after_start)
+    outcome = {}
+    thread = threading.Thread(
+        target=lambda: outcome.update(r=drv.start_transaction(request_for("drv-lost-1")))
+    )
+    thread.start()
+    wait_for(cut_done.is_set, 5, "the start command on the wire")
+    wait_for(lambda: fresh_sim.status()["open_transaction_id"] == "drv-lost-1", 5, "the meter to start")
+    link.restore()
+    thread.join(timeout=15)
+    assert not thread.is_alive()
+    assert outcome["r"].status is OK, outcome["r"].error
+    assert drv.stop_transaction("drv-lost-1").status is OK
+
+
+def test_a_meter_reboot_is_detected_the_clock_set_and_the_open_transaction_stopped(fresh_sim, make_driver):
+    drv = make_driver(fresh_sim.path, publish_interval=0.1)
+    errors = ErrorLog()
+    drv.subscribe_errors(errors)
+    assert drv.start_transaction(request_for("drv-boot-1")).status is OK
+    boots = fresh_sim.status()["boot_count"]
+    fresh_sim.control.power_off()
+    wait_for(lambda: errors.seen(COMM, True), 5, "CommunicationFault while the meter is off")
+    fresh_sim.control.power_on()
+    wait_for(lambda: drv.reboots_seen == 1, 15, "the driver to notice the reboot")
+    wait_for(lambda: errors.seen(COMM, False), 5, "CommunicationFault cleared")
+    status = wait_for(lambda: (s := fresh_sim.status())["clock_synchronised"] and s, 5, "the clock set again")
+    assert status["boot_count"] == boots + 1
+    assert status["open_transaction_id"] == "drv-boot-1"
+    response = drv.stop_transaction("drv-boot-1")
+    assert response.status is OK, response.error
+    assert ocmf.verify(response.signed_meter_value.signed_meter_data, drv.public_key_ocmf).valid
+
+
+def test_busy_while_signing_is_waited_out(fresh_sim, proxy_to, make_driver):
+    """A stop issued behind the driver's back keeps the meter signing; the driver's command waits."""
+    link = proxy_to(fresh_sim)
+    answers: list[bytes] = []
+    link.on_bytes(lambda direction, data, _: answers.append(data) if direction == "to_driver" else None)
+    drv = make_driver(link.path)
+    assert drv.start_transaction(request_for("drv-busy-1")).status is OK
+    # The stop goes out on the driver's own link, as a second master on the bus would send it.
+    drv._link.write(TRANSACTION_ID, encode_string("drv-busy-1", 20))
+    drv._link.write(COMMAND, [2])  # the meter is now busy signing
+    response = drv.stop_transaction("")
+    assert response.status is OK, response.error
+    busy_answers = [a for a in answers if len(a) >= 3 and a[1] & 0x80 and a[2] == 0x06]
+    assert busy_answers, "the meter never answered busy: the test did not test anything"
+    assert fresh_sim.status()["transaction_state"] == 0
+
+
+def test_garbled_frames_cost_retries_not_a_crash(fresh_sim, proxy_to, make_driver):
+    link = proxy_to(fresh_sim)
+    drv = make_driver(link.path, retries=3, timeout=0.2)
+    link.set_corruption(0.002, seed=11)
+    good = 0
+    for _ in range(15):
+        try:
+            dataset = drv.read_powermeter()
+        except Exception as exc:
+            assert type(exc).__module__ == "driver.errors", repr(exc)
+        else:
+            good += 1
+            assert dataset.energy_Wh_import.total >= 0
+    assert link.stats["corrupted"] > 0, "no byte was corrupted: the test did not test anything"
+    assert good >= 10
+    link.set_corruption(0)
+    assert drv.start_transaction(request_for("drv-noise-1")).status is OK
+    assert drv.stop_transaction("drv-noise-1").status is OK
+
+
+@pytest.fixture
+def plain_sim():
+    meter = SimMeter(profile="plain")
+    yield meter
+    meter.close()
+
+
+def test_a_meter_without_transactions_answers_not_supported(plain_sim, make_driver):
+    drv = make_driver(plain_sim.path)
+    started = drv.start_transaction(request_for("drv-plain-1"))
+    assert started.status is TransactionRequestStatus.NOT_SUPPORTED
+    assert "capabilities bit 0 clear" in started.error
+    assert drv.stop_transaction("drv-plain-1").status is TransactionRequestStatus.NOT_SUPPORTED
+    assert drv.stop_transaction("").status is TransactionRequestStatus.NOT_SUPPORTED
+    assert drv.public_key_ocmf is None
+    assert drv.read_powermeter().energy_Wh_import.total >= 0
+    assert drv.active_errors == []
