@@ -330,10 +330,19 @@ class PowermeterDriver:
             return status
 
     def _set_clock(self) -> None:
+        """Write the host's UTC time at a whole-second boundary, so the meter's clock is not set behind.
+
+        The register has whole seconds; writing a truncated time would put the clock up to a second
+        behind, and a second setting (after a reboot) could then date an end reading before its begin.
+        """
         try:
             if self.config.utc_offset_minutes is not None:
                 self._write(reg.CLOCK.address + 2, [self.config.utc_offset_minutes & 0xFFFF])
-            self._write(reg.CLOCK_TIME, reg.encode_u32(int(time.time())))
+            now = time.time()
+            second = math.ceil(now)
+            if self._closing.wait(second - now):
+                return
+            self._write(reg.CLOCK_TIME, reg.encode_u32(second))
         except MeterExceptionError as exc:
             self._raise_error(
                 ErrorType.VENDOR_WARNING, f"meter clock is unsynchronised and cannot be set: {exc}"

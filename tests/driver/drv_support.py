@@ -44,27 +44,21 @@ class SimMeter:
     """A meter-sim subprocess: `.path` is its driver-side pty, `.control` its ControlClient."""
 
     def __init__(self, profile: str = "reference", speed: float = 1.0, seed: int = 7) -> None:
-        from simulator import ControlClient
-
         self.workdir = Path(tempfile.mkdtemp(prefix="drv-"))  # short: a unix socket path has 108 bytes
         self.socket = str(self.workdir / "control.sock")
-        self.log = open(self.workdir / "meter-sim.log", "wb")
-        command = [
+        self.log = open(self.workdir / "meter-sim.log", "ab")
+        self.command = [
             *meter_sim_command(),
-            "--pty",
-            "--speed",
-            str(speed),
-            "--state-dir",
-            str(self.workdir / "state"),
-            "--control",
-            self.socket,
-            "--profile",
-            profile,
-            "--seed",
-            str(seed),
+            *("--pty", "--speed", str(speed), "--state-dir", str(self.workdir / "state")),
+            *("--control", self.socket, "--profile", profile, "--seed", str(seed)),
         ]
+        self._spawn()
+
+    def _spawn(self) -> None:
+        from simulator import ControlClient
+
         self.process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=self.log, stdin=subprocess.DEVNULL
+            self.command, stdout=subprocess.PIPE, stderr=self.log, stdin=subprocess.DEVNULL
         )
         try:
             self.path = self._first_line()
@@ -73,6 +67,15 @@ class SimMeter:
         except BaseException:
             self.close()
             raise
+
+    def lose_power(self) -> None:
+        """SIGKILL and restart on the same state dir: a meter that lost its power. `.path` changes."""
+        self.process.kill()
+        self.process.wait(timeout=5)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        Path(self.socket).unlink(missing_ok=True)
+        self._spawn()
 
     def _first_line(self) -> str:
         assert self.process.stdout is not None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from drv_support import SimMeter, request_for, wait_for
@@ -174,3 +176,50 @@ def test_a_meter_without_transactions_answers_not_supported(plain_sim, make_driv
     assert drv.public_key_ocmf is None
     assert drv.read_powermeter().energy_Wh_import.total >= 0
     assert drv.active_errors == []
+
+
+def test_after_a_whole_system_power_failure_the_new_driver_closes_the_transaction(fresh_sim, make_driver):
+    """R-RECOVER and R-INTEGRITY: meter and driver both lose power; EvseManager's boot sequence follows."""
+    before = make_driver(fresh_sim.path)
+    assert before.start_transaction(request_for("drv-pf-1")).status is OK
+    before.close()
+    fresh_sim.lose_power()
+    after = make_driver(fresh_sim.path)
+    response = after.stop_transaction("drv-pf-1")
+    assert response.status is OK, response.error
+    record = response.signed_meter_value.signed_meter_data
+    assert ocmf.verify(record, after.public_key_ocmf).valid
+    truth = next(t for t in fresh_sim.status()["closed_transactions"] if t["transaction_id"] == "drv-pf-1")
+    assert record == truth["ocmf"]
+    readings = ocmf.parse(record).readings
+    assert [round(float(r.value) * 10000) for r in readings] == [
+        truth["begin_register"],
+        truth["end_register"],
+    ]
+    assert after.stop_transaction("").status is OK
+    assert fresh_sim.status()["transaction_state"] == 0
+
+
+def test_a_meter_imposed_minimum_duration_is_reported_and_enforced(tmp_path, make_driver):
+    from simulator.profiles import __file__ as profiles_init
+
+    reference = Path(profiles_init).with_name("reference.toml").read_text()
+    assert "min_duration_s = 0" in reference
+    profile = tmp_path / "slow-stop.toml"
+    profile.write_text(reference.replace("min_duration_s = 0", "min_duration_s = 3600", 1))
+    meter = SimMeter(profile=str(profile))
+    try:
+        drv = make_driver(meter.path)
+        started = drv.start_transaction(request_for("drv-min-1"))
+        assert started.status is OK, started.error
+        assert started.transaction_min_stop_time is not None
+        clock = meter.status()["clock_utc"]
+        earliest = datetime.strptime(started.transaction_min_stop_time, "%Y-%m-%dT%H:%M:%SZ")
+        assert 3500 <= earliest.replace(tzinfo=UTC).timestamp() - clock <= 3700
+        early = drv.stop_transaction("drv-min-1")
+        assert early.status is UNEXPECTED
+        assert "minimum transaction duration not reached" in early.error
+        assert drv.stop_transaction("").status is OK
+    finally:
+        drv.close()
+        meter.close()

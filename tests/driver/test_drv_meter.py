@@ -207,3 +207,12 @@ def test_the_legacy_interface_gets_a_record_with_the_old_fields(sim, driver):
     assert payload["ID"] == "04DEADBEEF"
     assert payload["TT"] == "tariff_id=3;cable_id=1;user_data=fleet 7"
     assert ocmf.verify(stopped.ocmf, driver.public_key_ocmf).valid
+
+
+def test_counter_clockwise_rotation_is_a_phase_sequence_error(sim, driver):
+    sim.control.set_phase_order("ccw")
+    try:
+        assert driver.read_powermeter().phase_seq_error is True
+    finally:
+        sim.control.set_phase_order("cw")
+    assert driver.read_powermeter().phase_seq_error is False
