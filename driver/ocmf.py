@@ -256,6 +256,7 @@ class Verification:
     failures: list[str]
     record: OcmfRecord
     transaction_checked: bool  # whether the transaction checks ran (see OcmfRecord.is_transaction)
+    begin_record: OcmfRecord | None = None  # set by verify_pair: the separately signed begin record
 
     @property
     def failed_checks(self) -> set[str]:
@@ -720,14 +721,15 @@ def identification_failures(record: OcmfRecord) -> list[str]:
     return []
 
 
-def transaction_failures(record: OcmfRecord) -> list[str]:
+def transaction_failures(record: OcmfRecord | tuple[Reading, ...]) -> list[str]:
     """A begin and an end reading, end value not below begin value, begin not after end.
 
     Readings pair up by quantity (RI). A quantity read only at the end (KEBA adds 1-b:1.9.0 after its end
     reading) is information, not a pair; but at least one quantity must have both, and none more than one.
     """
-    begins = [r for r in record.readings if r.tx == BEGIN_TX]
-    ends = [r for r in record.readings if r.tx in END_TX]
+    readings = record.readings if isinstance(record, OcmfRecord) else record
+    begins = [r for r in readings if r.tx == BEGIN_TX]
+    ends = [r for r in readings if r.tx in END_TX]
     failures = []
     if not begins:
         failures.append("begin-reading: the transaction has no begin reading (TX B)")
@@ -804,6 +806,54 @@ def verify(
     )
 
 
+def _pagination_number(record: OcmfRecord) -> int | None:
+    match = re.fullmatch(r"T(\d+)", record.pagination or "")
+    return int(match[1]) if match else None
+
+
+def pair_failures(begin: OcmfRecord, end: OcmfRecord) -> list[str]:
+    """What ties a separately signed begin record to its end record: the transparency software's checks
+    (begin holds no end reading and vice versa) plus the OCMF rules on source and pagination."""
+    failures = []
+    if any(r.tx in END_TX for r in begin.readings):
+        failures.append("begin-reading: the begin record holds an end reading")
+    if not any(r.tx == BEGIN_TX for r in begin.readings):
+        failures.append("begin-reading: the begin record holds no begin reading (TX B)")
+    if any(r.tx == BEGIN_TX for r in end.readings):
+        failures.append("end-reading: the end record holds a begin reading")
+    if begin.meter_serial != end.meter_serial:
+        failures.append(
+            f"same-meter: begin record from {begin.meter_serial!r}, end record from {end.meter_serial!r}"
+        )
+    first, last = _pagination_number(begin), _pagination_number(end)
+    if first is not None and last is not None and last <= first:
+        failures.append(
+            f"pagination: end record {end.pagination} does not come after begin record {begin.pagination}"
+        )
+    return failures
+
+
+def verify_pair(
+    begin: str | bytes | OcmfRecord, end: str | bytes | OcmfRecord, public_key: str | bytes
+) -> Verification:
+    """Verify a transaction a meter signed as two records (EVerest's start_signed_meter_value and
+    signed_meter_value): both signatures, every reading, and the transaction checks over both records."""
+    first = verify(begin, public_key, transaction=False)
+    last = verify(end, public_key, transaction=False)
+    failures = [f"{f.split(':', 1)[0]}: begin record:{f.split(':', 1)[1]}" for f in first.failures]
+    failures += [f"{f.split(':', 1)[0]}: end record:{f.split(':', 1)[1]}" for f in last.failures]
+    failures += pair_failures(first.record, last.record)
+    failures += transaction_failures(first.record.readings + last.record.readings)
+    return Verification(
+        valid=not failures,
+        signature_valid=first.signature_valid and last.signature_valid,
+        failures=failures,
+        record=last.record,
+        transaction_checked=True,
+        begin_record=first.record,
+    )
+
+
 __all__ = [
     "CURVES",
     "DEFAULT_SIGNATURE_ALGORITHM",
@@ -815,8 +865,11 @@ __all__ = [
     "Verification",
     "key_bytes",
     "load_public_key",
+    "pair_failures",
     "parse",
     "parse_signature_algorithm",
+    "transaction_failures",
     "verify",
+    "verify_pair",
     "verify_signature",
 ]

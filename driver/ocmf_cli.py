@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TextIO
 
 from driver.errors import OcmfFormatError
-from driver.ocmf import OcmfRecord, parse, verify
+from driver.ocmf import OcmfRecord, parse, verify, verify_pair
 
 EXIT_VALID, EXIT_INVALID, EXIT_MALFORMED = 0, 1, 2
 
@@ -79,8 +79,12 @@ def format_record(record: OcmfRecord) -> str:
 def _verify(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
     record = _read_argument(args.record, "record", stdin)
     key = _read_argument(args.public_key, "public key", stdin)
-    result = verify(record, key, transaction=args.transaction)
-    kind = "transaction" if result.transaction_checked else "single reading"
+    if args.begin is not None:
+        result = verify_pair(_read_argument(args.begin, "begin record", stdin), record, key)
+        kind = "begin and end record"
+    else:
+        result = verify(record, key, transaction=args.transaction)
+        kind = "transaction" if result.transaction_checked else "single reading"
     if result.valid:
         print(f"VALID: signature ({result.record.algorithm.text}) and {kind} checks passed", file=out)
         return EXIT_VALID
@@ -117,6 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_const",
         const=False,
         help="never run the transaction checks",
+    )
+    mode.add_argument(
+        "--begin",
+        metavar="RECORD",
+        help="the separately signed begin record (@file or -); RECORD is then the end record",
     )
     check.add_argument("record", help="the OCMF record, @file, or - for standard input")
     check.set_defaults(run=_verify)
