@@ -27,30 +27,45 @@ def build_parser() -> argparse.ArgumentParser:
     """The command line."""
     p = argparse.ArgumentParser(
         prog="meter-sim",
-        description="Simulated Eichrecht power meters answering Modbus RTU. With --pty the driver-side device "
-        "path is the first line of stdout. SIGKILL and a restart on the same --state-dir is a meter that "
-        "lost its power.",
+        description="Simulated Eichrecht power meters answering Modbus RTU. With --pty the "
+        "driver-side device path is the first line of stdout (open it with parity N: Linux refuses "
+        "parity on a pty). SIGKILL and a restart on the same --state-dir is a meter that lost its power.",
     )
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--pty", action="store_true", help="serve on a new pty pair (default use)")
     where.add_argument("--port", metavar="DEV", help="serve a real serial device instead of a pty")
     p.add_argument("--baudrate", type=int, default=19200, help="with --port (default 19200)")
     p.add_argument("--parity", choices=["N", "E", "O"], default="E", help="with --port (default E)")
-    p.add_argument("--speed", type=float, default=1.0,
-                   help="simulated seconds per wall second (600: ten hours of charging in a minute)")
-    p.add_argument("--state-dir", metavar="DIR",
-                   help="non-volatile memory, one file a meter (default: a new temp dir, printed on stderr)")
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="simulated seconds per wall second (600: ten hours of charging in a minute)",
+    )
+    p.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help="non-volatile memory, one file a meter (default: a new temp dir, printed on stderr)",
+    )
     p.add_argument("--control", metavar="SOCKET", help="unix socket for fault control (docs/control.md)")
-    p.add_argument("--profile", default="reference", metavar="NAME|PATH",
-                   help="meter profile: reference, plain, or a TOML file (default reference)")
+    p.add_argument(
+        "--profile",
+        default="reference",
+        metavar="NAME|PATH",
+        help="meter profile: reference, plain, or a TOML file (default reference)",
+    )
     p.add_argument("--unit", type=int, default=1, help="Modbus unit id of the first meter (default 1)")
     p.add_argument("--meters", type=int, default=1, metavar="K", help="meters on the bus: unit..unit+K-1")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise and of new meters' keys")
     p.add_argument("--load-w", type=float, default=0.0, metavar="W", help="fixed load in watts (default 0)")
     p.add_argument("--load-profile", choices=["ev"], help="an EV charging profile instead of --load-w")
     p.add_argument("--phase-order", choices=["cw", "ccw"], default="cw", help="phase rotation (default cw)")
-    p.add_argument("--status-interval", type=float, metavar="S",
-                   help="print the status line every S seconds even when stderr is not a terminal")
+    p.add_argument(
+        "--status-interval",
+        type=float,
+        metavar="S",
+        help="print the status line every S seconds even when stderr is not a terminal",
+    )
     return p
 
 
@@ -85,8 +100,15 @@ async def _serve(args: argparse.Namespace, profile: object) -> int:
         print(f"meter-sim: state directory {state_dir}", file=sys.stderr, flush=True)
     units = list(range(args.unit, args.unit + args.meters))
     load = LoadSpec(profile="ev") if args.load_profile else LoadSpec(power_w=args.load_w)
-    sim = MeterSim(profile, units, Path(state_dir), speed=args.speed, seed=args.seed, load=load,  # type: ignore[arg-type]
-                   phase_order=args.phase_order)
+    sim = MeterSim(
+        profile,
+        units,
+        Path(state_dir),
+        speed=args.speed,
+        seed=args.seed,
+        load=load,  # type: ignore[arg-type]
+        phase_order=args.phase_order,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -106,9 +128,16 @@ async def _serve(args: argparse.Namespace, profile: object) -> int:
         else:
             port, parity = args.port, args.parity
             open_serial(port, args.baudrate, parity).close()  # a clear PortError before pymodbus tries
-        server = MeterServer(port, profile, units, sim.register_map, sim.sync,  # type: ignore[arg-type]
-                             answer_delay=lambda: sim.answer_delay_s, baudrate=args.baudrate,
-                             parity=parity)
+        server = MeterServer(
+            port,
+            profile,
+            units,
+            sim.register_map,
+            sim.sync,  # type: ignore[arg-type]
+            answer_delay=lambda: sim.answer_delay_s,
+            baudrate=args.baudrate,
+            parity=parity,
+        )
         await server.start()
         if bridge is not None:
             bridge.start()

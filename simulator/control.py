@@ -87,7 +87,9 @@ class ControlServer:
         if cmd == "status":
             return sim.status(**_args(request, "unit"))
         simple: dict[str, Callable[[], None]] = {
-            "power_off": sim.power_off, "power_on": sim.power_on, "link_down": sim.link_down,
+            "power_off": sim.power_off,
+            "power_on": sim.power_on,
+            "link_down": sim.link_down,
             "link_up": sim.link_up,
         }
         if cmd in simple:
@@ -173,7 +175,7 @@ class ControlClient:
         self.call("set_answer_delay", seconds=seconds)
 
     def set_phase_order(self, order: str) -> None:
-        """"cw" or "ccw"."""
+        """ "cw" or "ccw"."""
         self.call("set_phase_order", order=order)
 
     def set_load(self, power_w: float | None = None, profile: str | None = None) -> None:

@@ -19,8 +19,9 @@ from .ptys import PtyPair
 CUT = "cut"
 
 
-def open_serial(port: str, baudrate: int = 19200, parity: str = "E", stopbits: float = 1,
-                bytesize: int = 8) -> serial.SerialBase:
+def open_serial(
+    port: str, baudrate: int = 19200, parity: str = "E", stopbits: float = 1, bytesize: int = 8
+) -> serial.SerialBase:
     """Open a pyserial URL or path raw and non-blocking; PortError names the port when that fails.
 
     A pty has no parity and Linux refuses PARENB on one, so a pty is always opened with parity N.
@@ -28,15 +29,18 @@ def open_serial(port: str, baudrate: int = 19200, parity: str = "E", stopbits: f
     if is_pty(port):
         parity = "N"
     try:
-        handle = serial.serial_for_url(port, baudrate=baudrate, parity=parity, stopbits=stopbits,
-                                       bytesize=bytesize, timeout=0)
+        handle = serial.serial_for_url(
+            port, baudrate=baudrate, parity=parity, stopbits=stopbits, bytesize=bytesize, timeout=0
+        )
     except (serial.SerialException, ValueError, OSError) as exc:
         raise PortError(f"cannot open serial port {port!r}: {exc}") from None
     try:
         fd = handle.fileno()
     except (AttributeError, NotImplementedError, OSError, serial.SerialException):
         handle.close()
-        raise PortError(f"serial port {port!r} has no file descriptor; LinkProxy needs a device or pty") from None
+        raise PortError(
+            f"serial port {port!r} has no file descriptor; LinkProxy needs a device or pty"
+        ) from None
     os.set_blocking(fd, False)
     return handle
 
@@ -49,8 +53,15 @@ def is_pty(port: str) -> bool:
 class LinkProxy:
     """A cable: bytes flow between `meter_port` and the driver side, through the shared forwarding core."""
 
-    def __init__(self, meter_port: str, driver_port: str | None = None, baudrate: int = 19200,
-                 parity: str = "E", stopbits: float = 1, bytesize: int = 8) -> None:
+    def __init__(
+        self,
+        meter_port: str,
+        driver_port: str | None = None,
+        baudrate: int = 19200,
+        parity: str = "E",
+        stopbits: float = 1,
+        bytesize: int = 8,
+    ) -> None:
         self._meter = open_serial(meter_port, baudrate, parity, stopbits, bytesize)
         self._driver_serial: serial.SerialBase | None = None
         self._pty: PtyPair | None = None
@@ -96,8 +107,9 @@ class LinkProxy:
         """Flip one bit in a byte with probability rate (seeded); 0 turns it off."""
         self._forwarder.set_corruption(rate, seed)
 
-    def set_frame_timing(self, baudrate: int | None, bytesize: int = 8, parity: str = "E",
-                         stopbits: float = 1) -> None:
+    def set_frame_timing(
+        self, baudrate: int | None, bytesize: int = 8, parity: str = "E", stopbits: float = 1
+    ) -> None:
         """Emulate RS-485 wire timing at baudrate; None forwards as fast as a pty."""
         timing = None if baudrate is None else check_frame_timing(baudrate, bytesize, parity, stopbits)
         self._forwarder.set_frame_timing(timing)

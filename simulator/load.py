@@ -72,7 +72,9 @@ class LoadProfile:
         half = constant_s / 2
         steps += [LoadStep(power(1.0), half), LoadStep(power(0.0), pause_s), LoadStep(power(1.0), half)]
         n_taper = math.ceil(taper_s / step_s)
-        steps += [LoadStep(power(math.exp(-3.0 * (i + 1) / n_taper)), taper_s / n_taper) for i in range(n_taper)]
+        steps += [
+            LoadStep(power(math.exp(-3.0 * (i + 1) / n_taper)), taper_s / n_taper) for i in range(n_taper)
+        ]
         steps.append(LoadStep(power(0.0), None))
         return cls(name="ev", steps=tuple(s for s in steps if s.duration_s is None or s.duration_s > 0))
 

@@ -78,7 +78,9 @@ class MeterModel:
         self.boot_sim_s = env.now
         self.rng = random.Random(f"{seed}:{unit}:{env.now}")
         self.grid = Grid(env, profile.grid, self.rng, phase_order)
-        self.engine = TransactionEngine(self.persist, self._sign, profile.records_kept, profile.min_duration_s)
+        self.engine = TransactionEngine(
+            self.persist, self._sign, profile.records_kept, profile.min_duration_s
+        )
         self._committed_wh = [0.0, 0.0, 0.0]
         self._commit_t = env.now
         self._power_w: PhasePower = (0.0, 0.0, 0.0)
@@ -159,7 +161,9 @@ class MeterModel:
     def _commit(self) -> None:
         dt = self.env.now - self._commit_t
         if dt > 0:
-            self._committed_wh = [e + p * dt / 3600.0 for e, p in zip(self._committed_wh, self._power_w, strict=True)]
+            self._committed_wh = [
+                e + p * dt / 3600.0 for e, p in zip(self._committed_wh, self._power_w, strict=True)
+            ]
         self._commit_t = self.env.now
 
     def _run_load(self, load: LoadProfile) -> Generator[simpy.Event, Any, None]:
@@ -241,8 +245,11 @@ class MeterModel:
     def reading(self) -> Reading:
         """A begin/end reading now."""
         wh = self.energy_wh()
-        return Reading(self.energy_register(wh), wh, format_tm(self.clock_utc(), self.utc_offset_min,
-                                                              self.clock_synchronised))
+        return Reading(
+            self.energy_register(wh),
+            wh,
+            format_tm(self.clock_utc(), self.utc_offset_min, self.clock_synchronised),
+        )
 
     # ---- transactions ---------------------------------------------------------------------------------
     def command(self, command: int, tx_id: str = "", ident: Identification | None = None) -> TxError:
@@ -268,8 +275,16 @@ class MeterModel:
 
     def _sign(self, tx: Transaction) -> str:
         assert tx.end is not None
-        data = RecordData(tx.pagination, self.profile.vendor, self.profile.model, self.serial,
-                          self.profile.firmware, tx.identification, tx.begin, tx.end)
+        data = RecordData(
+            tx.pagination,
+            self.profile.vendor,
+            self.profile.model,
+            self.serial,
+            self.profile.firmware,
+            tx.identification,
+            tx.begin,
+            tx.end,
+        )
         return sign_record(build_payload(data), self.key, self.profile.curve)
 
     def status(self) -> dict[str, Any]:
@@ -296,11 +311,15 @@ class MeterModel:
             "clock_utc": self.clock_utc(),
             "clock_synchronised": self.clock_synchronised,
             "closed_transactions": [
-                {"transaction_id": r.transaction.id, "pagination": r.transaction.pagination,
-                 "begin_wh": r.transaction.begin.energy_wh, "end_wh": r.transaction.end.energy_wh
-                 if r.transaction.end else None, "begin_register": r.transaction.begin.energy_register,
-                 "end_register": r.transaction.end.energy_register if r.transaction.end else None,
-                 "ocmf": r.ocmf}
+                {
+                    "transaction_id": r.transaction.id,
+                    "pagination": r.transaction.pagination,
+                    "begin_wh": r.transaction.begin.energy_wh,
+                    "end_wh": r.transaction.end.energy_wh if r.transaction.end else None,
+                    "begin_register": r.transaction.begin.energy_register,
+                    "end_register": r.transaction.end.energy_register if r.transaction.end else None,
+                    "ocmf": r.ocmf,
+                }
                 for r in eng.records
             ],
         }

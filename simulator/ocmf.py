@@ -11,16 +11,55 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 IDENTIFICATION_LEVELS = (
-    "NONE", "HEARSAY", "TRUSTED", "VERIFIED", "CERTIFIED", "SECURE", "MISMATCH", "INVALID", "OUTDATED", "UNKNOWN",
+    "NONE",
+    "HEARSAY",
+    "TRUSTED",
+    "VERIFIED",
+    "CERTIFIED",
+    "SECURE",
+    "MISMATCH",
+    "INVALID",
+    "OUTDATED",
+    "UNKNOWN",
 )
 IDENTIFICATION_FLAGS = (
-    "RFID_NONE", "RFID_PLAIN", "RFID_RELATED", "RFID_PSK", "OCPP_NONE", "OCPP_RS", "OCPP_AUTH", "OCPP_RS_TLS",
-    "OCPP_AUTH_TLS", "OCPP_CACHE", "OCPP_WHITELIST", "OCPP_CERTIFIED", "ISO15118_NONE", "ISO15118_PNC",
-    "PLMN_NONE", "PLMN_RING", "PLMN_SMS",
+    "RFID_NONE",
+    "RFID_PLAIN",
+    "RFID_RELATED",
+    "RFID_PSK",
+    "OCPP_NONE",
+    "OCPP_RS",
+    "OCPP_AUTH",
+    "OCPP_RS_TLS",
+    "OCPP_AUTH_TLS",
+    "OCPP_CACHE",
+    "OCPP_WHITELIST",
+    "OCPP_CERTIFIED",
+    "ISO15118_NONE",
+    "ISO15118_PNC",
+    "PLMN_NONE",
+    "PLMN_RING",
+    "PLMN_SMS",
 )
 IDENTIFICATION_TYPES = (
-    "NONE", "DENIED", "UNDEFINED", "ISO14443", "ISO15693", "EMAID", "EVCCID", "EVCOID", "ISO7812",
-    "CARD_TXN_NR", "CENTRAL", "CENTRAL_1", "CENTRAL_2", "LOCAL", "LOCAL_1", "LOCAL_2", "PHONE_NUMBER", "KEY_CODE",
+    "NONE",
+    "DENIED",
+    "UNDEFINED",
+    "ISO14443",
+    "ISO15693",
+    "EMAID",
+    "EVCCID",
+    "EVCOID",
+    "ISO7812",
+    "CARD_TXN_NR",
+    "CENTRAL",
+    "CENTRAL_1",
+    "CENTRAL_2",
+    "LOCAL",
+    "LOCAL_1",
+    "LOCAL_2",
+    "PHONE_NUMBER",
+    "KEY_CODE",
 )
 UNSET = 0xFFFF
 
@@ -45,14 +84,28 @@ class Identification:
 
     def to_json(self) -> dict[str, object]:
         """A JSON-able dict (for the state file)."""
-        return {"IS": self.status, "IL": self.level, "IF": list(self.flags), "IT": self.type, "ID": self.data,
-                "TT": self.tariff_text, "CI": self.evse_id}
+        return {
+            "IS": self.status,
+            "IL": self.level,
+            "IF": list(self.flags),
+            "IT": self.type,
+            "ID": self.data,
+            "TT": self.tariff_text,
+            "CI": self.evse_id,
+        }
 
     @classmethod
     def from_json(cls, d: dict[str, object]) -> Identification:
         """Inverse of to_json."""
-        return cls(int(d["IS"]), int(d["IL"]), tuple(int(x) for x in d["IF"]), int(d["IT"]),  # type: ignore[arg-type,union-attr]
-                   str(d["ID"]), str(d["TT"]), str(d["CI"]))
+        return cls(
+            int(d["IS"]),
+            int(d["IL"]),
+            tuple(int(x) for x in d["IF"]),
+            int(d["IT"]),  # type: ignore[arg-type,union-attr]
+            str(d["ID"]),
+            str(d["TT"]),
+            str(d["CI"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -148,8 +201,15 @@ def build_payload(d: RecordData) -> str:
     """The OCMF payload JSON, ASCII, compact, keys in the order of docs/register-map.md."""
     ident = d.identification
     payload: dict[str, object] = {
-        "FV": "1.3", "GI": d.model, "GS": d.serial, "GV": d.firmware, "PG": f"T{d.pagination}",
-        "MV": d.vendor, "MM": d.model, "MS": d.serial, "MF": d.firmware,
+        "FV": "1.3",
+        "GI": d.model,
+        "GS": d.serial,
+        "GV": d.firmware,
+        "PG": f"T{d.pagination}",
+        "MV": d.vendor,
+        "MM": d.model,
+        "MS": d.serial,
+        "MF": d.firmware,
         "IS": bool(ident.status),
     }
     if ident.level != UNSET:
@@ -167,8 +227,16 @@ def build_payload(d: RecordData) -> str:
 
 
 def _reading(r: Reading, tx: str) -> dict[str, object]:
-    return {"TM": r.tm, "TX": tx, "RV": round(r.energy_register / 10000, 4), "RI": "1-b:1.8.0", "RU": "kWh",
-            "RT": "AC", "EF": "", "ST": "G"}
+    return {
+        "TM": r.tm,
+        "TX": tx,
+        "RV": round(r.energy_register / 10000, 4),
+        "RI": "1-b:1.8.0",
+        "RU": "kWh",
+        "RT": "AC",
+        "EF": "",
+        "ST": "G",
+    }
 
 
 def sign_record(payload: str, key: ec.EllipticCurvePrivateKey, curve: str) -> str:

@@ -200,13 +200,21 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
     return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 
-def _profile(
-    path: Path, meter: dict[str, Any], grid: dict[str, Any], regs: list[dict[str, Any]]
-) -> Profile:
+def _profile(path: Path, meter: dict[str, Any], grid: dict[str, Any], regs: list[dict[str, Any]]) -> Profile:
     kinds: dict[str, type] = {
-        "name": str, "vendor": str, "model": str, "firmware": str, "serial_prefix": str,
-        "map_version": int, "transactions": bool, "separate_begin_end": bool, "curve": str,
-        "boot_delay_s": float, "signing_delay_s": float, "records_kept": int, "min_duration_s": float,
+        "name": str,
+        "vendor": str,
+        "model": str,
+        "firmware": str,
+        "serial_prefix": str,
+        "map_version": int,
+        "transactions": bool,
+        "separate_begin_end": bool,
+        "curve": str,
+        "boot_delay_s": float,
+        "signing_delay_s": float,
+        "records_kept": int,
+        "min_duration_s": float,
     }
     for key in meter:
         if key not in kinds:
@@ -242,7 +250,19 @@ def _register(path: Path, index: int, raw: Any) -> Register:
     if not isinstance(raw, dict):
         raise ProfileError(f"{path}: field 'register[{index}]' must be a table")
     label = f"register[{index}]" + (f" ({raw['name']})" if isinstance(raw.get("name"), str) else "")
-    allowed = {"name", "address", "type", "regs", "access", "scale", "unit", "description", "min", "max", "unset"}
+    allowed = {
+        "name",
+        "address",
+        "type",
+        "regs",
+        "access",
+        "scale",
+        "unit",
+        "description",
+        "min",
+        "max",
+        "unset",
+    }
     for key in raw:
         if key not in allowed:
             raise ProfileError(f"{path}: unknown field '{label}.{key}'")
@@ -259,7 +279,9 @@ def _register(path: Path, index: int, raw: Any) -> Register:
     width = REGISTER_TYPES[kind]
     regs = _typed(path, f"{label}.regs", raw.get("regs", width), int)
     if regs < width or regs % width or address + regs > 0x10000:
-        raise ProfileError(f"{path}: field '{label}.regs' must be a positive multiple of {width} within the map")
+        raise ProfileError(
+            f"{path}: field '{label}.regs' must be a positive multiple of {width} within the map"
+        )
     access = _typed(path, f"{label}.access", raw["access"], str)
     if access not in ACCESS:
         raise ProfileError(f"{path}: field '{label}.access' must be 'r' or 'rw'")
@@ -268,7 +290,12 @@ def _register(path: Path, index: int, raw: Any) -> Register:
         raise ProfileError(f"{path}: field '{label}.scale' must be positive")
     limits = {k: _typed(path, f"{label}.{k}", raw[k], int) for k in ("min", "max", "unset") if k in raw}
     return Register(
-        name=name, address=address, type=kind, regs=regs, access=access, scale=scale,
+        name=name,
+        address=address,
+        type=kind,
+        regs=regs,
+        access=access,
+        scale=scale,
         unit=_typed(path, f"{label}.unit", raw.get("unit", ""), str),
         description=_typed(path, f"{label}.description", raw.get("description", ""), str),
         **limits,
@@ -285,5 +312,6 @@ def _check_overlaps(path: Path, registers: tuple[Register, ...]) -> None:
     for before, after in itertools.pairwise(ordered):
         if after.address < before.end:
             raise ProfileError(
-                f"{path}: field 'register' ({after.name}): address 0x{after.address:04X} overlaps {before.name}"
+                f"{path}: field 'register' ({after.name}): "
+                f"address 0x{after.address:04X} overlaps {before.name}"
             )

@@ -32,7 +32,12 @@ class ModbusException(enum.IntEnum):
 
 
 _FORMATS = {"u16": ">H", "s16": ">h", "u32": ">I", "s32": ">i"}
-_LIMITS = {"u16": (0, 0xFFFF), "s16": (-0x8000, 0x7FFF), "u32": (0, 0xFFFFFFFF), "s32": (-0x80000000, 0x7FFFFFFF)}
+_LIMITS = {
+    "u16": (0, 0xFFFF),
+    "s16": (-0x8000, 0x7FFF),
+    "u32": (0, 0xFFFFFFFF),
+    "s32": (-0x80000000, 0x7FFFFFFF),
+}
 _RW_LIVE = ("clock_time", "clock_utc_offset", "command")  # rw registers that read back model state
 
 
@@ -101,7 +106,9 @@ class RegisterMap:
                 words[reg.address + i] = word
         return [words[a] for a in range(address, address + count)]
 
-    def write(self, address: int, values: list[int], function_code: int = FC_WRITE_MULTIPLE) -> ModbusException | None:
+    def write(
+        self, address: int, values: list[int], function_code: int = FC_WRITE_MULTIPLE
+    ) -> ModbusException | None:
         """FC06/FC16: store values, run what they trigger; None on success, else the exception to answer."""
         regs = self._covered(address, len(values))
         if regs is None or any(not r.writable for r in regs):
@@ -142,7 +149,9 @@ class RegisterMap:
             return ModbusException.DEVICE_BUSY
         if reg.type not in _FORMATS or (reg.min is None and reg.max is None):
             return None
-        words = [written.get(a, w) for a, w in zip(range(reg.address, reg.end), self._image[reg.name], strict=True)]
+        words = [
+            written.get(a, w) for a, w in zip(range(reg.address, reg.end), self._image[reg.name], strict=True)
+        ]
         for value in decode_int(reg, words):
             if reg.unset is not None and value == reg.unset:
                 continue
@@ -212,6 +221,7 @@ class RegisterMap:
             def get() -> float:
                 value = getattr(m.measurements(), attr)
                 return value[index] if index is not None else value
+
             return get
 
         def result_bytes() -> bytes:
@@ -261,7 +271,9 @@ class RegisterMap:
             "command": lambda: eng.last_command,
             "command_status": lambda: int(eng.command_status),
             "result_length": lambda: len(result_bytes()),
-            "result_pagination": lambda: eng.result.transaction.pagination if eng.result and not eng.busy else 0,
+            "result_pagination": lambda: (
+                eng.result.transaction.pagination if eng.result and not eng.busy else 0
+            ),
             "min_stop_time": lambda: int(stop_time("min")),
             "max_stop_time": lambda: 0,
             "result_buffer": result_bytes,
@@ -282,4 +294,5 @@ class RegisterMap:
     def _phase_energy(self, index: int) -> Callable[[], float]:
         def get() -> float:
             return math.floor(self.model.energy_phases_wh()[index] * 10 + 1e-9) * 0.1
+
         return get

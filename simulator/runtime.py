@@ -7,6 +7,7 @@ them from the state files, which is a boot.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,9 +63,17 @@ def check_load(power_w: object = None, profile: object = None) -> LoadSpec:
 class MeterSim:
     """The meters on one bus (unit ids `units`), their power supply and their transceiver."""
 
-    def __init__(self, profile: Profile, units: list[int], state_dir: str | Path, speed: float = 1.0,
-                 seed: int = 0, load: LoadSpec | None = None, phase_order: str = "cw",
-                 initial_utc: float | None = None) -> None:
+    def __init__(
+        self,
+        profile: Profile,
+        units: list[int],
+        state_dir: str | Path,
+        speed: float = 1.0,
+        seed: int = 0,
+        load: LoadSpec | None = None,
+        phase_order: str = "cw",
+        initial_utc: float | None = None,
+    ) -> None:
         if not speed > 0:
             raise ValueError(f"speed must be positive, not {speed!r}")
         self.profile = profile
@@ -126,7 +135,7 @@ class MeterSim:
     # ---- power ----------------------------------------------------------------------------------------
     @property
     def power(self) -> str:
-        """"on", "booting" or "off"."""
+        """ "on", "booting" or "off"."""
         return self._power
 
     def power_off(self) -> None:
@@ -155,8 +164,13 @@ class MeterSim:
         self.env = simpy.Environment(initial_time=self.sim_now())
         for unit in self.units:
             model = MeterModel(
-                self.env, self.profile, unit, Nvram(self.state_path(unit)), seed=self.seed,
-                load=self.load.build(self.profile.grid.nominal_voltage_v), phase_order=self.phase_order,
+                self.env,
+                self.profile,
+                unit,
+                Nvram(self.state_path(unit)),
+                seed=self.seed,
+                load=self.load.build(self.profile.grid.nominal_voltage_v),
+                phase_order=self.phase_order,
                 initial_utc=self.initial_utc,
             )
             self.models[unit] = model
@@ -227,18 +241,35 @@ class MeterSim:
             model.persist_if_ahead()
             meter = model.status()
         else:
-            meter = {"unit": unit}
-        meter.update({
-            "power": self._power,
-            "link": "down" if self.bridge is not None and LINK in self.bridge.blocked else "up",
-            "corruption": self.corruption,
-            "answer_delay_s": self.answer_delay_s,
-            "load": self.load.describe(),
-            "speed": self.speed,
-            "sim_time_s": self.env.now,
-            "units": self.units,
-        })
+            meter = self._stored_status(unit)
+        meter.update(
+            {
+                "power": self._power,
+                "link": "down" if self.bridge is not None and LINK in self.bridge.blocked else "up",
+                "corruption": self.corruption,
+                "answer_delay_s": self.answer_delay_s,
+                "load": self.load.describe(),
+                "speed": self.speed,
+                "sim_time_s": self.env.now,
+                "units": self.units,
+            }
+        )
         return meter
+
+    def _stored_status(self, unit: int) -> dict[str, Any]:
+        """What the state file of a meter without power says."""
+        stored = Nvram(self.state_path(unit)).load() or {}
+        tx = stored.get("tx") or {}
+        energy = math.fsum(stored.get("energy_wh", [0.0]))
+        return {
+            "unit": unit,
+            "energy_wh": energy,
+            "energy_register": math.floor(energy * 10 + 1e-9),
+            "power_w": 0.0,
+            "boot_count": stored.get("boot_count", 0),
+            "pagination": tx.get("pagination", 0),
+            "open_transaction_id": (tx.get("open") or {}).get("id", ""),
+        }
 
     def status_line(self) -> str:
         """One line for a terminal."""

@@ -77,10 +77,17 @@ class MeterServer:
         self.requests = 0
         self.failures = 0
         end = max(r.end for r in profile.registers)
-        devices = [SimDevice(0, simdata=[SimData(0, count=1, datatype=DataType.REGISTERS)], action=self._ignore)]
+        devices = [
+            SimDevice(0, simdata=[SimData(0, count=1, datatype=DataType.REGISTERS)], action=self._ignore)
+        ]
         for unit in self.units:
-            devices.append(SimDevice(unit, simdata=[SimData(0, count=end, values=0, datatype=DataType.REGISTERS)],
-                                     action=self._action_for(unit)))
+            devices.append(
+                SimDevice(
+                    unit,
+                    simdata=[SimData(0, count=end, values=0, datatype=DataType.REGISTERS)],
+                    action=self._action_for(unit),
+                )
+            )
         self._devices = devices
         self._baudrate, self._parity, self._stopbits = baudrate, parity, stopbits
         self._server: ModbusSerialServer | None = None
@@ -90,9 +97,15 @@ class MeterServer:
         """Open the port and serve (returns once serving has started)."""
         logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
         self._server = ModbusSerialServer(
-            self._devices, framer=FramerType.RTU, port=self.port, baudrate=self._baudrate,
-            parity=self._parity, stopbits=self._stopbits, ignore_missing_devices=True,
-            trace_packet=self._trace_packet, custom_pdu=_illegal_function_classes(),
+            self._devices,
+            framer=FramerType.RTU,
+            port=self.port,
+            baudrate=self._baudrate,
+            parity=self._parity,
+            stopbits=self._stopbits,
+            ignore_missing_devices=True,
+            trace_packet=self._trace_packet,
+            custom_pdu=_illegal_function_classes(),
         )
         self._task = asyncio.create_task(self._server.serve_forever())
         deadline = asyncio.get_running_loop().time() + OPEN_TIMEOUT_S
@@ -110,7 +123,7 @@ class MeterServer:
             self._task.cancel()
             try:
                 await self._task
-            except (asyncio.CancelledError, Exception):  # noqa: S110 - shutting down, the error is moot
+            except (asyncio.CancelledError, Exception):
                 pass
 
     def _trace_packet(self, sending: bool, data: bytes) -> bytes:
@@ -123,13 +136,30 @@ class MeterServer:
         return ExcCodes.ILLEGAL_FUNCTION  # unit 0 / unknown units: the answer is silenced anyway
 
     def _action_for(self, unit: int) -> Callable[..., Awaitable[ExcCodes | None]]:
-        async def action(function_code: int, start_address: int, address: int, count: int,
-                         registers: list[int], set_values: list[int] | list[bool] | None) -> ExcCodes | None:
-            return await self._serve(unit, function_code, start_address, address, count, registers, set_values)
+        async def action(
+            function_code: int,
+            start_address: int,
+            address: int,
+            count: int,
+            registers: list[int],
+            set_values: list[int] | list[bool] | None,
+        ) -> ExcCodes | None:
+            return await self._serve(
+                unit, function_code, start_address, address, count, registers, set_values
+            )
+
         return action
 
-    async def _serve(self, unit: int, function_code: int, start_address: int, address: int, count: int,
-                     registers: list[int], set_values: list[int] | list[bool] | None) -> ExcCodes | None:
+    async def _serve(
+        self,
+        unit: int,
+        function_code: int,
+        start_address: int,
+        address: int,
+        count: int,
+        registers: list[int],
+        set_values: list[int] | list[bool] | None,
+    ) -> ExcCodes | None:
         self.requests += 1
         if function_code not in SUPPORTED_FUNCTIONS:
             return ExcCodes.ILLEGAL_FUNCTION

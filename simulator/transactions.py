@@ -66,16 +66,28 @@ class Transaction:
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-able dict (for the state file)."""
-        return {"id": self.id, "pagination": self.pagination, "ident": self.identification.to_json(),
-                "begin": self.begin.to_json(), "begin_sim_s": self.begin_sim_s,
-                "end": None if self.end is None else self.end.to_json(), "interrupted": self.interrupted}
+        return {
+            "id": self.id,
+            "pagination": self.pagination,
+            "ident": self.identification.to_json(),
+            "begin": self.begin.to_json(),
+            "begin_sim_s": self.begin_sim_s,
+            "end": None if self.end is None else self.end.to_json(),
+            "interrupted": self.interrupted,
+        }
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Transaction:
         """Inverse of to_json."""
-        return cls(str(d["id"]), int(d["pagination"]), Identification.from_json(d["ident"]),
-                   Reading.from_json(d["begin"]), float(d["begin_sim_s"]),
-                   None if d["end"] is None else Reading.from_json(d["end"]), bool(d["interrupted"]))
+        return cls(
+            str(d["id"]),
+            int(d["pagination"]),
+            Identification.from_json(d["ident"]),
+            Reading.from_json(d["begin"]),
+            float(d["begin_sim_s"]),
+            None if d["end"] is None else Reading.from_json(d["end"]),
+            bool(d["interrupted"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -121,8 +133,12 @@ class TransactionEngine:
     # ---- persistence ----------------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
         """The engine's part of the state file."""
-        return {"pagination": self.pagination, "open": None if self.open is None else self.open.to_json(),
-                "unsigned": [t.to_json() for t in self.unsigned], "records": [r.to_json() for r in self.records]}
+        return {
+            "pagination": self.pagination,
+            "open": None if self.open is None else self.open.to_json(),
+            "unsigned": [t.to_json() for t in self.unsigned],
+            "records": [r.to_json() for r in self.records],
+        }
 
     def restore(self, d: dict[str, Any]) -> None:
         """Rebuild from the state file at boot: an open transaction was interrupted by the power failure."""
@@ -172,7 +188,8 @@ class TransactionEngine:
         return self._ok(Command.START)
 
     def stop(self, tx_id: str, reading: Reading, now_sim_s: float) -> TxError:
-        """Command 2: close the open transaction (end reading persisted first) or reload a closed one's record."""
+        """Command 2: close the open transaction (end reading persisted first), or reload the record
+        of a closed one."""
         if not tx_id:
             return self._fail(Command.STOP, TxError.INVALID_IDENTIFICATION)
         if self.open is not None and self.open.id == tx_id:
@@ -188,7 +205,7 @@ class TransactionEngine:
         return self._ok(Command.STOP)
 
     def clear_all(self, reading: Reading) -> TxError:
-        """Command 3: close the open transaction if any (its record is signed and kept); nothing stays pending."""
+        """Command 3: close the open transaction if any (its record is signed and kept)."""
         if self.open is not None:
             self._close(reading)
         return self._ok(Command.CLEAR_ALL)
@@ -207,7 +224,7 @@ class TransactionEngine:
             return
         for tx in self.unsigned:
             self.records.append(Record(tx, self._sign(tx)))
-        self.records = self.records[-self.records_kept:]
+        self.records = self.records[-self.records_kept :]
         self.result = self.records[-1]
         self.unsigned = []
         self._persist()

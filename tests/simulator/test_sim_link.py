@@ -52,8 +52,10 @@ def test_bytes_cross_both_ways_and_are_logged(cable):
     assert read_exactly(meter.master, 8) == b"\x01\x03\x00\x00\x00\x01\x84\x0a"
     os.write(meter.master, b"answer")
     assert read_exactly(driver.fileno(), 6) == b"answer"
-    assert [(d, b) for d, b, _ in log] == [("to_meter", b"\x01\x03\x00\x00\x00\x01\x84\x0a"),
-                                          ("to_driver", b"answer")]
+    assert [(d, b) for d, b, _ in log] == [
+        ("to_meter", b"\x01\x03\x00\x00\x00\x01\x84\x0a"),
+        ("to_driver", b"answer"),
+    ]
     assert log[0][2] <= log[1][2]
     assert proxy.stats["forwarded"] == {"to_meter": 8, "to_driver": 6}
 

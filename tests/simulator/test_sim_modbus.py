@@ -22,7 +22,9 @@ from sim_support import (
 
 from simulator import ControlClient
 
-SLOW_SIGNING = 'base = "reference"\n[meter]\nname = "slow-signer"\nsigning_delay_s = 1.5\nboot_delay_s = 1.0\n'
+SLOW_SIGNING = (
+    'base = "reference"\n[meter]\nname = "slow-signer"\nsigning_delay_s = 1.5\nboot_delay_s = 1.0\n'
+)
 
 
 def frame(body):
@@ -50,8 +52,18 @@ def sim(tmp_path_factory):
     base = tmp_path_factory.mktemp("sim")
     profile = base / "slow.toml"
     profile.write_text(SLOW_SIGNING)
-    process = MeterSimProcess("--speed", "60", "--load-w", "11000", "--seed", "5", "--profile", str(profile),
-                              state_dir=base / "state", control=base / "control.sock")
+    process = MeterSimProcess(
+        "--speed",
+        "60",
+        "--load-w",
+        "11000",
+        "--seed",
+        "5",
+        "--profile",
+        str(profile),
+        state_dir=base / "state",
+        control=base / "control.sock",
+    )
     client = modbus_client(process.path)
     yield process, client
     client.close()
@@ -118,8 +130,9 @@ def test_garbage_and_bad_crc_get_silence_and_leave_it_answering(sim):
     assert raw_exchange(client, truncated, expect=False, wait=0.3) == b""
     rng = random.Random(1234)
     for _ in range(10):
-        raw_exchange(client, bytes(rng.randrange(256) for _ in range(rng.randrange(1, 40))), expect=False,
-                     wait=0.05)
+        raw_exchange(
+            client, bytes(rng.randrange(256) for _ in range(rng.randrange(1, 40))), expect=False, wait=0.05
+        )
         assert len(read(client, 0x0120, 2)) == 2  # the client retries like a driver would
     answer = raw_exchange(client, good)
     assert answer[:3] == b"\x01\x03\x04" and len(answer) == 9
@@ -127,9 +140,15 @@ def test_garbage_and_bad_crc_get_silence_and_leave_it_answering(sim):
 
 def test_a_transaction_over_modbus_gives_a_record_that_verifies(sim):
     process, client = sim
-    assert client.write_registers(0x0300, [int(time.time()) >> 16, int(time.time()) & 0xFFFF],
-                                  device_id=1).isError() is False
-    assert client.write_registers(0x0400, [1, 2, 5, 0xFFFF, 0xFFFF, 0xFFFF, 10], device_id=1).isError() is False
+    assert (
+        client.write_registers(
+            0x0300, [int(time.time()) >> 16, int(time.time()) & 0xFFFF], device_id=1
+        ).isError()
+        is False
+    )
+    assert (
+        client.write_registers(0x0400, [1, 2, 5, 0xFFFF, 0xFFFF, 0xFFFF, 10], device_id=1).isError() is False
+    )
     assert not client.write_registers(0x0407, text_words("CENTRAL-42", 20), device_id=1).isError()
     assert not client.write_registers(0x04AC, text_words("mb-tx-1", 20), device_id=1).isError()
     assert not client.write_register(0x04D4, 1, device_id=1).isError()
@@ -181,8 +200,9 @@ def test_sigkill_during_a_transaction_then_restart_is_a_power_failure(tmp_path):
     try:
         assert not client.write_registers(0x04AC, text_words("kill-me", 20), device_id=1).isError()
         assert not client.write_register(0x04D4, 1, device_id=1).isError()
-        served = wait_until(lambda: u32(read(client, 0x0120, 2)) > 1000 and u32(read(client, 0x0120, 2)),
-                            what="energy")
+        served = wait_until(
+            lambda: u32(read(client, 0x0120, 2)) > 1000 and u32(read(client, 0x0120, 2)), what="energy"
+        )
     finally:
         client.close()
         process.kill()

@@ -41,7 +41,11 @@ def test_ev_profile_energy_equals_the_sum_over_its_steps():
     # the integral computed independently, exactly, from the profile's steps
     total, elapsed, horizon = Fraction(0), Fraction(0), Fraction(6 * 3600)
     for step in load.steps:
-        span = horizon - elapsed if step.duration_s is None else min(Fraction(step.duration_s), horizon - elapsed)
+        span = (
+            horizon - elapsed
+            if step.duration_s is None
+            else min(Fraction(step.duration_s), horizon - elapsed)
+        )
         if span <= 0:
             break
         total += sum(Fraction(p) for p in step.power_w) * span / 3600
@@ -90,7 +94,7 @@ def angle_deg(z):
 
 
 def test_phase_order_clockwise_and_counter_clockwise():
-    env, cw = make_meter(LoadProfile.fixed(11000.0), phase_order="cw")
+    _, cw = make_meter(LoadProfile.fixed(11000.0), phase_order="cw")
     _, ccw = make_meter(LoadProfile.fixed(11000.0), phase_order="ccw")
     p = cw.grid.phasors()
     assert round(angle_deg(p[1] / p[0])) == -120 and round(angle_deg(p[2] / p[0])) == 120

@@ -46,7 +46,7 @@ def test_reference_profile_matches_the_documented_register_map_exactly():
     for name, row in documented.items():
         reg = by_name[name]
         assert f"0x{reg.address:04X}" == row["address"], name
-        doc_type = row["type"].replace(" ×4", "")
+        doc_type = row["type"].replace(" \u00d74", "")  # "u16 x4": four u16
         assert reg.type == doc_type, name
         if "regs" in row:
             assert reg.regs == int(row["regs"]), name
@@ -121,7 +121,10 @@ def test_meter_sim_exits_2_on_a_bad_profile_naming_file_and_field(tmp_path):
     path = write(tmp_path, MINIMAL + "records_kept = 0\n")
     result = subprocess.run(
         [sys.executable, "-m", "simulator.cli", "--pty", "--profile", str(path)],
-        capture_output=True, text=True, timeout=30, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=ROOT,
     )
     assert result.returncode == 2
     assert str(path) in result.stderr and "meter.records_kept" in result.stderr
@@ -130,9 +133,28 @@ def test_meter_sim_exits_2_on_a_bad_profile_naming_file_and_field(tmp_path):
 
 
 def test_meter_sim_help_describes_the_options():
-    result = subprocess.run([sys.executable, "-m", "simulator.cli", "--help"], capture_output=True, text=True,
-                            timeout=30, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, "-m", "simulator.cli", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=ROOT,
+    )
     assert result.returncode == 0
-    for option in ("--pty", "--port", "--speed", "--state-dir", "--control", "--profile", "--unit", "--meters",
-                   "--seed", "--load-w", "--phase-order", "--baudrate", "--parity", "--status-interval"):
+    for option in (
+        "--pty",
+        "--port",
+        "--speed",
+        "--state-dir",
+        "--control",
+        "--profile",
+        "--unit",
+        "--meters",
+        "--seed",
+        "--load-w",
+        "--phase-order",
+        "--baudrate",
+        "--parity",
+        "--status-interval",
+    ):
         assert option in result.stdout

@@ -31,8 +31,9 @@ class Meter:
         self.boot()
 
     def boot(self):
-        self.model = MeterModel(self.env, PROFILE, 1, Nvram(self.path, self.fault), seed=3,
-                                load=LoadProfile.fixed(self.load_w))
+        self.model = MeterModel(
+            self.env, PROFILE, 1, Nvram(self.path, self.fault), seed=3, load=LoadProfile.fixed(self.load_w)
+        )
         self.regs = RegisterMap(self.model)
 
     def power_cycle(self):
