@@ -9,14 +9,14 @@ Feature: Communication loss between driver and meter
   @R-RECONNECT @R-INTEGRITY @link_control @ground_truth @load_control
   Scenario: The link drops in the middle of a session
     Given EvseManager does not stop sessions on powermeter errors
-    And the EV draws 7400 W
+    And the EV draws 22000 W
     And an identification of type "ISO14443"
     When a session starts
     Then the start is answered "OK"
-    When the meter counts 20 Wh more
+    When the meter counts 5 Wh more
     And the link is cut
     Then the driver raises "CommunicationFault"
-    When the meter counts 20 Wh more
+    When the meter counts 5 Wh more
     And the link is restored
     Then the driver clears "CommunicationFault"
     When the session is stopped

@@ -7,7 +7,7 @@ Feature: The live Powermeter dataset
 
   @R-LIVE @load_control
   Scenario: Readings arrive at the configured interval and energy never goes backwards
-    Given the EV draws 11000 W
+    Given the EV draws 22000 W
     When the driver has published 12 readings
     Then the readings arrived at the configured interval
     And every reading has a timestamp, energy and the meter id

@@ -23,11 +23,11 @@ Feature: Power failures
 
   @R-RECOVER @R-INTEGRITY @power_control @ground_truth @load_control
   Scenario: The whole system loses power; at boot stop(last id) returns the signed value
-    Given the EV draws 11000 W
+    Given the EV draws 22000 W
     And an identification of type "ISO14443"
     When a session starts
     Then the start is answered "OK"
-    When the meter counts 30 Wh more
+    When the meter counts 10 Wh more
     And the whole system loses power
     And the whole system's power returns
     And the charger boots with the last transaction id

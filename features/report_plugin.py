@@ -96,8 +96,8 @@ class ConformanceReport:
 
     # --- collection of outcomes ------------------------------------------------------------------
 
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        self.total = sum(1 for item in items if _is_scenario(item))
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.total = sum(1 for item in session.items if _is_scenario(item))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         item_tags = getattr(report, "requirement_tags", None)

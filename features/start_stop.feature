@@ -7,12 +7,12 @@ Feature: Signed transactions: start and stop
 
   @R-START @R-STOP @R-INTEGRITY @ground_truth @load_control
   Scenario: A started and stopped transaction yields a verifying OCMF record
-    Given the EV draws 11000 W
+    Given the EV draws 22000 W
     And an identification of type "ISO14443"
     When a session starts
     Then the start is answered "OK"
     And the meter has the transaction open
-    When the meter counts 50 Wh more
+    When the meter counts 10 Wh more
     And the session is stopped
     Then the stop is answered "OK" with a signed meter value
     And the signed meter value verifies against the meter's public key

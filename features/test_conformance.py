@@ -10,16 +10,21 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
+import jsonschema
+import ocpp as ocpp_package
 import pytest
 from pytest_bdd import given, parsers, scenarios, then, when
 
 from driver import ocmf
+from driver import ocpp as driver_ocpp
 from driver.types import (
     OCMFIdentificationFlags,
     OCMFIdentificationLevel,
@@ -48,6 +53,7 @@ class Context:
     last_transaction_id: str | None = None
     readings_from: int = 0
     readings: list[tuple[float, Any]] = field(default_factory=list)
+    ocpp: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 @pytest.fixture
@@ -136,7 +142,7 @@ def session_starts(rig: Rig, ctx: Context) -> None:
     ctx.last_transaction_id = ctx.request.transaction_id
 
 
-@when(parsers.parse('a session starts with {name} set to "{value}"'))
+@when(parsers.re(r'a session starts with (?P<name>\w+) set to "(?P<value>[^"]*)"'))
 def session_starts_with(rig: Rig, ctx: Context, name: str, value: str) -> None:
     assert ctx.request is not None, "no identification given"
     assert name in {f.name for f in dataclasses.fields(TransactionReq)}, f"TransactionReq has no field {name}"
@@ -437,3 +443,71 @@ def stored_record_verifies(rig: Rig, ctx: Context) -> None:
     assert key, "the driver reports no OCMF public key"
     result = ocmf.verify(truth[0]["ocmf"], key, transaction=True)
     assert result.valid, f"the meter's own record does not verify with the driver's key: {result.failures}"
+
+
+# --- OCPP mapping ------------------------------------------------------------------------------------
+# The payloads come from driver.ocpp; they are checked here again against the schemas bundled in the
+# `ocpp` package, independently of the driver's own validation.
+
+OCPP_SCHEMAS = Path(ocpp_package.__file__).parent
+OCPP_16_TRANSACTION_ID = 1  # OCPP 1.6 numbers transactions itself (the CSMS gives the number)
+EVSE_ID = 1
+
+
+def schema_errors(payload: dict[str, Any], version: str, name: str) -> list[str]:
+    schema_file = OCPP_SCHEMAS / f"v{version}" / "schemas" / f"{name}.json"
+    schema = json.loads(schema_file.read_text(encoding="utf-8-sig"))
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    return [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(payload)]
+
+
+def last_reading(ctx: Context) -> Any:
+    assert ctx.readings, "no readings were published"
+    return ctx.readings[-1][1]
+
+
+@then("the OCPP 1.6 MeterValues.req for the transaction is valid against its schema")
+def ocpp16_valid(ctx: Context) -> None:
+    signed = ctx.stop_response.signed_meter_value
+    periodic = driver_ocpp.meter_values_request_v16(EVSE_ID, last_reading(ctx), context="Sample.Periodic",
+                                                    transaction_id=OCPP_16_TRANSACTION_ID)
+    end = driver_ocpp.meter_values_request_v16(EVSE_ID, last_reading(ctx), context="Transaction.End",
+                                               transaction_id=OCPP_16_TRANSACTION_ID, signed=signed)
+    stop = driver_ocpp.stop_transaction_request_v16(OCPP_16_TRANSACTION_ID, last_reading(ctx), signed=signed)
+    for payload, name in ((periodic, "MeterValues"), (end, "MeterValues"), (stop, "StopTransaction")):
+        errors = schema_errors(payload, "16", name)
+        assert not errors, f"OCPP 1.6 {name}: {errors}"
+    ctx.ocpp["1.6"] = [end, stop]
+
+
+@then("the OCPP 2.0.1 MeterValuesRequest for the transaction is valid against its schema")
+def ocpp201_valid(ctx: Context) -> None:
+    assert ctx.request is not None
+    signed = ctx.stop_response.signed_meter_value
+    periodic = driver_ocpp.meter_values_request_v201(EVSE_ID, last_reading(ctx), context="Sample.Periodic")
+    end = driver_ocpp.meter_values_request_v201(EVSE_ID, last_reading(ctx), context="Transaction.End",
+                                                signed=signed)
+    ended = driver_ocpp.transaction_event_request_v201(
+        "Ended", timestamp=last_reading(ctx).timestamp, trigger_reason="StopAuthorized", seq_no=2,
+        transaction_id=ctx.request.transaction_id, evse_id=EVSE_ID, stopped_reason="Local",
+        meter_values=[driver_ocpp.meter_value_v201(last_reading(ctx), "Transaction.End", signed)])
+    for payload, name in ((periodic, "MeterValuesRequest"), (end, "MeterValuesRequest"),
+                          (ended, "TransactionEventRequest")):
+        errors = schema_errors(payload, "201", name)
+        assert not errors, f"OCPP 2.0.1 {name}: {errors}"
+    ctx.ocpp["2.0.1"] = [end, ended]
+
+
+@then("the OCPP payloads carry the signed meter value unchanged")
+def ocpp_carries_record(ctx: Context) -> None:
+    record = signed_record(ctx)
+    for version in ("1.6", "2.0.1"):
+        for payload in ctx.ocpp[version]:
+            text = json.dumps(payload)
+            assert json.dumps(record)[1:-1] in text, f"OCPP {version}: signed record missing"
+    end_16 = ctx.ocpp["1.6"][0]["meterValue"][0]["sampledValue"]
+    signed_16 = [s for s in end_16 if s.get("format") == "SignedData"]
+    assert [s["value"] for s in signed_16] == [record], "OCPP 1.6: SignedData value is not the record"
+    end_201 = ctx.ocpp["2.0.1"][0]["meterValue"][0]["sampledValue"]
+    signed_201 = [s["signedMeterValue"] for s in end_201 if "signedMeterValue" in s]
+    assert [s["signedMeterData"] for s in signed_201] == [record], "OCPP 2.0.1: signedMeterData differs"

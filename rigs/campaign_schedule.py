@@ -1,0 +1,181 @@
+"""Campaign schedules: charging sessions plus faults fired at exact points of the Modbus traffic.
+
+A schedule is data (JSON) so that a failing one can be printed, saved and replayed as a test. Schedules
+are generated from a seed alone: schedule i of a campaign with seed S is generate(S, i), whatever else ran.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rigs.campaign_wire import FRAME_KINDS, Trigger
+from rigs.errors import RigError
+
+FAULT_KINDS = ("link", "power", "kill", "system")
+"""link: the cable is cut; power: meter-sim's power switch; kill: SIGKILL of meter-sim and a restart on
+its state dir (power lost at an arbitrary instant of the process); system: the whole charger loses power
+(meter-sim killed, the driver instance abandoned, a new one boots with EvseManager's stop(last id), stop(""))."""
+
+PHASES = ("request", "answer")
+MAX_SESSIONS = 4
+MAX_DURATION_S = 3.0
+# Request and answer lengths of each kind on the wire, to pick a byte inside the frame.
+_REQUEST_BYTES = {"start": 8, "stop": 8, "clear": 8, "fetch": 8, "ident": 255, "txid": 49, "state": 8,
+                  "record": 8}
+_ANSWER_BYTES = {"start": 8, "stop": 8, "clear": 8, "fetch": 8, "ident": 8, "txid": 8, "state": 63,
+                 "record": 255}
+# Where faults are aimed: the command path, weighted towards stop and the read-back of the record.
+_KIND_WEIGHTS = {"start": 3, "stop": 4, "ident": 1, "txid": 2, "state": 2, "record": 3, "clear": 1, "fetch": 1}
+_FAULT_WEIGHTS = {"link": 4, "power": 3, "kill": 2, "system": 2}
+
+
+class ScheduleError(RigError, ValueError):
+    """A schedule file or JSON object is malformed; the message names the field."""
+
+
+@dataclass(frozen=True)
+class SessionPlan:
+    """One charging session: the load while it runs and the energy to charge before the stop (0.1 Wh units)."""
+
+    power_w: float
+    charge_register: int
+
+
+@dataclass(frozen=True)
+class FaultPlan:
+    """One fault: what fails, where in the traffic, and for how long (wall seconds)."""
+
+    kind: str
+    trigger: Trigger
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Sessions run one after the other, with faults armed for the whole schedule."""
+
+    seed: int
+    index: int
+    sessions: tuple[SessionPlan, ...]
+    faults: tuple[FaultPlan, ...] = field(default_factory=tuple)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able dict (replay with from_json)."""
+        return asdict(self)
+
+    def dumps(self) -> str:
+        """One line of JSON."""
+        return json.dumps(self.to_json(), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, data: Any) -> Schedule:
+        """Check every field; ScheduleError names the first wrong one."""
+        obj = _mapping(data, "schedule", {"seed", "index", "sessions", "faults"})
+        seed = _int(obj, "seed", "schedule", 0, 2**63)
+        index = _int(obj, "index", "schedule", 0, 2**31)
+        sessions = _list(obj, "sessions", "schedule", 1, MAX_SESSIONS)
+        faults = _list(obj, "faults", "schedule", 0, 16)
+        plans = []
+        for i, raw in enumerate(sessions):
+            where = f"sessions[{i}]"
+            s = _mapping(raw, where, {"power_w", "charge_register"})
+            plans.append(SessionPlan(_number(s, "power_w", where, 0, 50_000),
+                                     _int(s, "charge_register", where, 0, 1_000_000)))
+        fault_plans = []
+        for i, raw in enumerate(faults):
+            where = f"faults[{i}]"
+            f = _mapping(raw, where, {"kind", "trigger", "duration_s"})
+            kind = _choice(f, "kind", where, FAULT_KINDS)
+            t = _mapping(f.get("trigger"), f"{where}.trigger", {"kind", "occurrence", "phase", "cut_after"})
+            trigger = Trigger(_choice(t, "kind", f"{where}.trigger", FRAME_KINDS),
+                              _int(t, "occurrence", f"{where}.trigger", 1, 1000),
+                              _choice(t, "phase", f"{where}.trigger", PHASES),
+                              _int(t, "cut_after", f"{where}.trigger", 0, 1000))
+            fault_plans.append(FaultPlan(kind, trigger, _number(f, "duration_s", where, 0, MAX_DURATION_S)))
+        return cls(seed, index, tuple(plans), tuple(fault_plans))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Schedule:
+        """Read a schedule file (the JSON a failing campaign prints)."""
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ScheduleError(f"{path}: cannot read the schedule: {exc.strerror}") from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ScheduleError(f"{path}: not JSON: {exc}") from None
+        if isinstance(data, dict) and "schedule" in data:
+            data = data["schedule"]  # a failure report: the schedule is inside
+        try:
+            return cls.from_json(data)
+        except ScheduleError as exc:
+            raise ScheduleError(f"{path}: {exc}") from None
+
+
+def generate(seed: int, index: int) -> Schedule:
+    """Schedule `index` of the campaign with `seed`: 1-3 sessions, 1-3 faults at random points."""
+    rng = random.Random(f"meter-hil-campaign:{seed}:{index}")
+    sessions = tuple(SessionPlan(power_w=float(rng.choice((3_700, 7_400, 11_000, 22_000))),
+                                 charge_register=rng.randint(1, 40))
+                     for _ in range(rng.randint(1, 3)))
+    faults = []
+    for _ in range(rng.randint(1, 3)):
+        fault = rng.choices(list(_FAULT_WEIGHTS), weights=list(_FAULT_WEIGHTS.values()))[0]
+        kind = rng.choices(list(_KIND_WEIGHTS), weights=list(_KIND_WEIGHTS.values()))[0]
+        phase = rng.choice(PHASES)
+        if phase == "request":
+            # a whole request delivered and the fault at once would race the meter; stop one byte short
+            cut_after = rng.randrange(_REQUEST_BYTES[kind])
+        else:
+            cut_after = rng.randint(0, _ANSWER_BYTES[kind])
+        most = len(sessions) * (3 if kind == "record" else 1)
+        occurrence = rng.randint(1, max(1, most))
+        duration = round(rng.uniform(0.05, 0.8 if fault == "link" else 0.3), 3)
+        faults.append(FaultPlan(fault, Trigger(kind, occurrence, phase, cut_after), duration))
+    return Schedule(seed, index, sessions, tuple(faults))
+
+
+# ---- checking JSON ------------------------------------------------------------------------------------
+def _mapping(value: Any, where: str, allowed: set[str]) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ScheduleError(f"{where}: expected a JSON object, got {type(value).__name__}")
+    extra = set(value) - allowed
+    if extra:
+        raise ScheduleError(f"{where}: unknown field(s) {', '.join(sorted(extra))}")
+    missing = allowed - set(value)
+    if missing:
+        raise ScheduleError(f"{where}: missing field(s) {', '.join(sorted(missing))}")
+    return value
+
+
+def _int(obj: dict[str, Any], key: str, where: str, low: int, high: int) -> int:
+    value = obj[key]
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ScheduleError(f"{where}.{key}: expected an integer in {low}..{high}, got {value!r}")
+    return value
+
+
+def _number(obj: dict[str, Any], key: str, where: str, low: float, high: float) -> float:
+    value = obj[key]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise ScheduleError(f"{where}.{key}: expected a number in {low:g}..{high:g}, got {value!r}")
+    return float(value)
+
+
+def _list(obj: dict[str, Any], key: str, where: str, low: int, high: int) -> list[Any]:
+    value = obj[key]
+    if not isinstance(value, list) or not low <= len(value) <= high:
+        raise ScheduleError(f"{where}.{key}: expected a list of {low}..{high} entries, got {value!r}")
+    return value
+
+
+def _choice(obj: dict[str, Any], key: str, where: str, choices: tuple[str, ...]) -> str:
+    value = obj.get(key)
+    if value not in choices:
+        raise ScheduleError(f"{where}.{key}: expected one of {', '.join(choices)}, got {value!r}")
+    return str(value)
