@@ -360,6 +360,8 @@ def _optional_str(obj: dict[str, Any], key: str, where: str) -> str | None:
 
 
 def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
     if isinstance(value, bool):
         return "a boolean"
     if isinstance(value, int | Decimal):

@@ -51,6 +51,7 @@ def with_section(section: dict) -> str:
         (with_payload('{"RD":[{"RV":1,"TM":"2026-13-23T01:00:00,000+0000 S"}]}'), "is not a valid time"),
         (with_payload('{"RD":[{"RV":1,"TX":7}]}'), "payload: RD[0]: TX must be a string"),
         (with_payload('{"RD":[{"RV":1},{"RV":2,"ST":false}]}'), "payload: RD[1]: ST must be a string"),
+        (with_payload('{"RD":[{"RV":1,"RU":null}]}'), "payload: RD[0]: RU must be a string, found null"),
         (f"OCMF|{BODY}|[]", "signature section: expected a JSON object"),
         (with_section({"SA": "ECDSA-secp256r1-SHA256"}), "signature section: SD (signature data) is missing"),
         (with_section({"SD": 12}), "signature section: SD must be a string"),
