@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import json
 
 import pytest
 from ocmf_factory import BEGIN_TIME, END_TIME, payload, reading, record
@@ -239,3 +240,24 @@ def test_every_violation_is_listed():
         validate(request, "MeterValuesRequest", "2.0.1")
     assert len(caught.value.problems) == 2
     assert "$.evseId: 'one' is not of type 'integer'" in caught.value.problems
+
+
+def test_objects_whose_to_json_returns_json_text_are_accepted():
+    """driver.types' to_json() returns EVerest JSON text; dicts and text are both accepted."""
+
+    class AsText:
+        def __init__(self, data):
+            self.data = data
+
+        def to_json(self):
+            return json.dumps(self.data)
+
+    by_text = meter_values_request_v201(
+        1, AsText(POWERMETER_AC), context="Transaction.End", signed=AsText(signed_value(END_RECORD))
+    )
+    by_dict = meter_values_request_v201(
+        1, POWERMETER_AC, context="Transaction.End", signed=signed_value(END_RECORD)
+    )
+    assert by_text == by_dict
+    with pytest.raises(OcppError, match="powermeter: not JSON"):
+        meter_values_request_v201(1, "{broken")
