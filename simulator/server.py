@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import time
 from collections.abc import Awaitable, Callable
 
 from pymodbus import FramerType
 from pymodbus.constants import ExcCodes
-from pymodbus.pdu import ExceptionResponse, ModbusPDU
+from pymodbus.framer.rtu import FramerRTU
+from pymodbus.pdu import DecodePDU, ExceptionResponse, ModbusPDU
 from pymodbus.server import ModbusSerialServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
@@ -24,7 +26,33 @@ from .profile import Profile
 from .registers import SUPPORTED_FUNCTIONS, ModbusException, RegisterMap
 
 OPEN_TIMEOUT_S = 3.0
+SILENCE_S = 0.05  # longer than 3.5 characters at any usual baud rate, and than a USB adapter's latency
 Resolver = Callable[[int], RegisterMap | None]
+
+
+class SilenceResetFramer(FramerRTU):
+    """RTU framer that forgets a partial frame after a silence, as a meter's UART does after 3.5 characters.
+
+    pymodbus keeps a partial frame (garbage that looks like the start of a long request) until enough
+    bytes arrive, swallowing the requests behind it. Here bytes left over from before a silence of
+    SILENCE_S are dropped before the new bytes are framed.
+    """
+
+    def __init__(self, decoder: DecodePDU) -> None:
+        super().__init__(decoder)
+        self._pending = 0
+        self._last_rx = 0.0
+
+    def handleFrame(self, data: bytes, exp_devid: int, exp_tid: int) -> tuple[int, ModbusPDU | None]:
+        """Frame `data` (the whole receive buffer), first dropping a stale partial frame."""
+        now = time.monotonic()
+        stale = self._pending if now - self._last_rx >= SILENCE_S and self._pending <= len(data) else 0
+        self._last_rx = now
+        self._pending = 0  # stays 0 when a ModbusIOException empties the buffer
+        used, pdu = super().handleFrame(data[stale:], exp_devid, exp_tid)
+        used += stale
+        self._pending = len(data) - used
+        return used, pdu
 
 
 class _IllegalFunction(ModbusPDU):
@@ -107,6 +135,7 @@ class MeterServer:
             trace_packet=self._trace_packet,
             custom_pdu=_illegal_function_classes(),
         )
+        self._server.framer = SilenceResetFramer  # used for the connection serve_forever makes
         self._task = asyncio.create_task(self._server.serve_forever())
         deadline = asyncio.get_running_loop().time() + OPEN_TIMEOUT_S
         while not self._server.active_connections:
