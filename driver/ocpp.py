@@ -1,10 +1,11 @@
 """The Powermeter dataset and signed meter values as OCPP 1.6 and 2.0.1 payloads, checked against the schemas.
 
 Inputs are EVerest's JSON form (a Powermeter dict with energy_Wh_import, power_W, ...; a SignedMeterValue
-dict with signed_meter_data, signing_method, encoding_method, public_key) or any object whose to_json()
-returns it. Every builder validates what it returns with `validate`, which uses the official JSON schemas
-bundled in the installed `ocpp` package; a value over an OCPP field limit (e.g. signedMeterData longer than
-2500 characters) is reported, never truncated. The mapping follows EVerest's OCPP modules; see docs/ocpp.md.
+dict with signed_meter_data, signing_method, encoding_method, public_key), that JSON as text, or any object
+whose to_json() returns either (driver.types returns text). Every builder validates what it returns with
+`validate`, which uses the official JSON schemas bundled in the installed `ocpp` package; a value over an
+OCPP field limit (e.g. signedMeterData longer than 2500 characters) is reported, never truncated.
+The mapping follows EVerest's OCPP modules; see docs/ocpp.md.
 """
 
 from __future__ import annotations
