@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import ecdsa
 import pytest
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from ocmf_factory import der_signature, meter_key, payload, record, sign_numbers
@@ -182,3 +183,12 @@ def test_signature_numbers_out_of_range_fail_without_a_crash():
         section = json.dumps({"SD": der_signature(r, s).hex()})
         result = verify(f"OCMF|{text_payload}|{section}", key.public_key())
         assert not result.signature_valid, (r, s)
+
+
+def test_the_secp192k1_definition_is_a_curve_of_the_stated_order():
+    """secp192k1 is defined here from SEC 2, not taken from a library: check its generator and order."""
+    curve = CURVES["secp192k1"].ecdsa_curve
+    generator = curve.generator
+    assert curve.curve.contains_point(generator.x(), generator.y())
+    assert (generator * curve.order) == ecdsa.ellipticcurve.INFINITY
+    assert generator * (curve.order - 1) != ecdsa.ellipticcurve.INFINITY
