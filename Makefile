@@ -40,7 +40,7 @@ CONFORMANCE_ARGS := -p no:cacheprovider -q --rig $(RIG) --conformance-reports re
 
 conformance: $(STAMP)
 	@mkdir -p reports
-	$(PY) -m pytest $(CONFORMANCE_ARGS) features
+	$(PY) -m pytest $(CONFORMANCE_ARGS) features/test_conformance.py
 
 demo: RIG = rigs/virtual.toml
 demo: conformance

@@ -32,7 +32,8 @@ Feature: Communication loss between driver and meter
     Then the start is answered "OK"
     When the link is cut as soon as the stop command reaches the meter
     And the session is stopped
-    Then the stop is not answered "OK"
+    Then the link was cut after the stop command reached the meter
+    And the stop is not answered "OK"
     And the meter has no transaction open
     When the link is restored
     Then the driver clears "CommunicationFault"

@@ -295,6 +295,11 @@ def link_cut_on_stop(rig: Rig) -> None:
     rig.cut_link_on_stop_command()
 
 
+@then("the link was cut after the stop command reached the meter")
+def armed_cut_happened(rig: Rig) -> None:
+    assert rig.armed_cut_happened(), "no stop command crossed the link, so the link was never cut"
+
+
 @when("the meter loses power")
 def meter_power_off(rig: Rig) -> None:
     rig.power_off()
