@@ -43,14 +43,14 @@ def meter_sim_command() -> list[str]:
 class SimMeter:
     """A meter-sim subprocess: `.path` is its driver-side pty, `.control` its ControlClient."""
 
-    def __init__(self, profile: str = "reference", speed: float = 1.0, seed: int = 7) -> None:
+    def __init__(self, profile: str = "reference", speed: float = 1.0, seed: int = 7, unit: int = 1) -> None:
         self.workdir = Path(tempfile.mkdtemp(prefix="drv-"))  # short: a unix socket path has 108 bytes
         self.socket = str(self.workdir / "control.sock")
         self.log = open(self.workdir / "meter-sim.log", "ab")
         self.command = [
             *meter_sim_command(),
             *("--pty", "--speed", str(speed), "--state-dir", str(self.workdir / "state")),
-            *("--control", self.socket, "--profile", profile, "--seed", str(seed)),
+            *("--control", self.socket, "--profile", profile, "--seed", str(seed), "--unit", str(unit)),
         ]
         self._spawn()
 
