@@ -24,7 +24,7 @@ PHASES = ("request", "answer")
 MAX_SESSIONS = 4
 MAX_DURATION_S = 3.0
 # Request and answer lengths of each kind on the wire, to pick a byte inside the frame.
-_REQUEST_BYTES = {"start": 8, "stop": 8, "clear": 8, "fetch": 8, "ident": 255, "txid": 49, "state": 8,
+_REQUEST_BYTES = {"start": 8, "stop": 8, "clear": 8, "fetch": 8, "ident": 249, "txid": 49, "state": 8,
                   "record": 8}
 _ANSWER_BYTES = {"start": 8, "stop": 8, "clear": 8, "fetch": 8, "ident": 8, "txid": 8, "state": 63,
                  "record": 255}

@@ -1,0 +1,145 @@
+"""The promises a schedule must keep, checked against the meter's ground truth (ControlClient.status()).
+
+Kept free of processes and ports so each check can be shown to fail on its own (tests/campaign).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+# The meter's energy register counts 0.1 Wh; OCMF RV is in kWh, so one register step is 0.0001 kWh.
+REGISTER_PER_KWH = Decimal(10000)
+
+
+@dataclass
+class TxTrace:
+    """One session's transaction as the runner saw it: the ground-truth energy register just before and
+    just after the call that took the begin (end) reading brackets that reading."""
+
+    transaction_id: str
+    begin_low: int
+    begin_high: int | None = None
+    end_low: int | None = None
+    end_high: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+
+@dataclass
+class Observation:
+    """Everything a schedule produced on the EvseManager side."""
+
+    pagination_before: int
+    public_key: str
+    traces: list[TxTrace] = field(default_factory=list)
+    received: list[tuple[str, str, Any]] = field(default_factory=list)
+    """(which call, the id it was for, the TransactionStopResponse)."""
+    last_id: str | None = None
+    failures: list[str] = field(default_factory=list)
+    crashes: list[str] = field(default_factory=list)
+    errors: list[tuple[str, bool]] = field(default_factory=list)
+    """(error type, raised) events of the driver instance alive at the end, in order."""
+
+
+def record_of(response: Any) -> str | None:
+    """The OCMF text of a stop response, None when there is none."""
+    signed = getattr(response, "signed_meter_value", None)
+    return None if signed is None else signed.signed_meter_data
+
+
+def check(obs: Observation, truth: dict[str, Any]) -> list[str]:
+    """Every broken promise, one line each; empty when the schedule kept them all.
+
+    Lines start with the kind: lost, duplicated, crash, invalid, energy, pagination, open, fault, failed.
+    """
+    from driver import ocmf
+
+    problems: list[str] = [f"crash: {c}" for c in obs.crashes]
+    problems += [f"failed: {f}" for f in obs.failures]
+    ours = {t.transaction_id: t for t in obs.traces}
+    closed = {c["transaction_id"]: c for c in truth.get("closed_transactions", []) if c["transaction_id"] in ours}
+    if truth.get("open_transaction_id") or truth.get("transaction_state", 0) != 0:
+        problems.append(f"open: transaction {truth.get('open_transaction_id')!r} still open in the meter "
+                        f"(state {truth.get('transaction_state')})")
+    if truth.get("signing"):
+        problems.append("open: the meter is still signing at the end of the schedule")
+
+    by_record = {c["ocmf"]: tx_id for tx_id, c in closed.items()}
+    delivered: dict[str, set[str]] = {tx_id: set() for tx_id in ours}
+    for call, asked_id, response in obs.received:
+        status = str(getattr(getattr(response, "status", None), "value", getattr(response, "status", None)))
+        text = record_of(response)
+        if text is None:
+            if status == "OK" and call == "stop":
+                problems.append(f"failed: {call} of {asked_id} answered OK without a signed value")
+            elif status != "OK" and call == "stop":
+                problems.append(f"failed: {call} of {asked_id} answered {status}: "
+                                f"{getattr(response, 'error', '')}")
+            continue
+        tx_id = by_record.get(text)
+        if tx_id is None:
+            problems.append(f"invalid: {call} of {asked_id!r} returned a record the meter never signed "
+                            f"for this schedule: {text[:80]}...")
+            continue
+        if status != "OK":
+            problems.append(f"failed: {call} of {asked_id!r} returned the record of {tx_id} with status {status}")
+        if asked_id and asked_id != tx_id:
+            problems.append(f"duplicated: {call} of {asked_id!r} returned the record of {tx_id}")
+        delivered[tx_id].add(text)
+
+    for tx_id, trace in ours.items():
+        meter_tx = closed.get(tx_id)
+        texts = delivered[tx_id]
+        if meter_tx is None:
+            if texts:
+                problems.append(f"invalid: {tx_id} has a record but the meter has no such closed transaction")
+            continue  # never reached the meter (start lost with the whole system): nothing to lose
+        if not texts:
+            problems.append(f"lost: transaction {tx_id} (pagination {meter_tx['pagination']}) was signed by "
+                            "the meter but EvseManager never received its record")
+            continue
+        if len(texts) > 1:
+            problems.append(f"duplicated: transaction {tx_id} delivered {len(texts)} different records")
+        problems += _check_record(tx_id, next(iter(texts)), meter_tx, trace, obs.public_key, ocmf)
+
+    paginations = sorted(c["pagination"] for c in closed.values())
+    expected = list(range(obs.pagination_before + 1, int(truth.get("pagination", 0)) + 1))
+    if paginations != expected:
+        problems.append(f"pagination: this schedule's transactions have numbers {paginations}, "
+                        f"the meter counted {expected} (gap or repeat)")
+
+    raised = sum(1 for kind, up in obs.errors if kind == "CommunicationFault" and up)
+    cleared = sum(1 for kind, up in obs.errors if kind == "CommunicationFault" and not up)
+    if raised != cleared:
+        problems.append(f"fault: CommunicationFault raised {raised} times, cleared {cleared} times "
+                        "after the meter came back")
+    return problems
+
+
+def _check_record(tx_id: str, text: str, meter_tx: dict[str, Any], trace: TxTrace, public_key: str,
+                  ocmf: Any) -> list[str]:
+    problems: list[str] = []
+    result = ocmf.verify(text, public_key)
+    if not result.valid:
+        problems.append(f"invalid: record of {tx_id} does not verify: {'; '.join(result.failures)}")
+    readings = [r for r in result.record.readings if r.value is not None]
+    if len(readings) < 2:
+        return [*problems, f"invalid: record of {tx_id} has {len(readings)} readings, needs begin and end"]
+    begin = int(readings[0].value * REGISTER_PER_KWH)
+    end = int(readings[-1].value * REGISTER_PER_KWH)
+    if (begin, end) != (meter_tx["begin_register"], meter_tx["end_register"]):
+        problems.append(f"energy: record of {tx_id} says {begin}..{end}, the meter's ground truth "
+                        f"{meter_tx['begin_register']}..{meter_tx['end_register']} (0.1 Wh)")
+    if result.record.pagination != f"T{meter_tx['pagination']}":
+        problems.append(f"pagination: record of {tx_id} has PG {result.record.pagination}, "
+                        f"the meter T{meter_tx['pagination']}")
+    for name, value, low, high in (("begin", begin, trace.begin_low, trace.begin_high),
+                                   ("end", end, trace.end_low, trace.end_high)):
+        if low is None or high is None or not low <= value <= high:
+            problems.append(f"energy: {name} reading of {tx_id} is {value}, outside the ground truth "
+                            f"{low}..{high} around the command that took it")
+    return problems
