@@ -257,10 +257,13 @@ class MeterModel:
         if not self.profile.transactions:
             raise StateError(f"profile {self.profile.name!r} has no transactions")
         if self.engine.busy:
-            return self.engine.not_ready(command)
+            return self.engine.refuse(command, TxError.NOT_READY)
         now = self.env.now
         if command == Command.START:
-            return self.engine.start(tx_id, ident or Identification(), self.reading(), now)
+            ident = ident or Identification()
+            if not self.record_fits(ident):
+                return self.engine.refuse(command, TxError.INVALID_IDENTIFICATION)
+            return self.engine.start(tx_id, ident, self.reading(), now)
         if command == Command.STOP:
             return self.engine.stop(tx_id, self.reading(), now)
         if command == Command.CLEAR_ALL:
@@ -268,6 +271,24 @@ class MeterModel:
         if command == Command.FETCH:
             return self.engine.fetch(tx_id)
         raise ValueError(f"unknown command {command}")
+
+    def record_fits(self, ident: Identification) -> bool:
+        """True when a record with this identification fits the result buffer whatever the readings."""
+        if not self.profile.has("result_buffer"):
+            return True
+        widest = Reading(0xFFFFFFFF, 0.0, format_tm(0.0, -720, True))
+        data = RecordData(
+            0xFFFFFFFF,
+            self.profile.vendor,
+            self.profile.model,
+            self.serial,
+            self.profile.firmware,
+            ident,
+            widest,
+            widest,
+        )
+        worst = sign_record(build_payload(data), self.key, self.profile.curve, worst_case=True)
+        return len(worst) <= self.profile.register("result_buffer").regs * 2
 
     def finish_signing(self) -> None:
         """End the busy period after a stop: sign and put the record in the result buffer."""

@@ -239,9 +239,14 @@ def _reading(r: Reading, tx: str) -> dict[str, object]:
     }
 
 
-def sign_record(payload: str, key: ec.EllipticCurvePrivateKey, curve: str) -> str:
-    """The full record OCMF|payload|{"SA":...,"SD":...}; ECDSA over the exact payload bytes."""
+def sign_record(payload: str, key: ec.EllipticCurvePrivateKey, curve: str, worst_case: bool = False) -> str:
+    """The full record OCMF|payload|{"SA":...,"SD":...}; ECDSA over the exact payload bytes.
+
+    worst_case=True puts a placeholder of the longest DER signature instead (to size the record)."""
     digest = _CURVES[curve][1]()
-    signature = key.sign(payload.encode("ascii"), ec.ECDSA(digest))
+    if worst_case:
+        signature = b"\xff" * (2 * (key.curve.key_size + 7) // 8 + 9)
+    else:
+        signature = key.sign(payload.encode("ascii"), ec.ECDSA(digest))
     sig = json.dumps({"SA": signature_algorithm(curve), "SD": signature.hex().upper()}, separators=(",", ":"))
     return f"OCMF|{payload}|{sig}"

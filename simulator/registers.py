@@ -14,7 +14,7 @@ from collections.abc import Callable
 from .meter import MeterModel
 from .ocmf import UNSET, Identification
 from .profile import Register
-from .transactions import TxState
+from .transactions import TxError, TxState
 
 FC_READ_HOLDING = 3
 FC_WRITE_SINGLE = 6
@@ -168,13 +168,9 @@ class RegisterMap:
         elif reg.name == "command":
             command = self._image[reg.name][0]
             tx_id = self._text("transaction_id")
-            if tx_id is None:
-                model.engine.not_ready(command)  # not ASCII: cannot name a transaction
-                return
             ident = self.identification()
-            if ident is None:
-                model.engine.last_command, model.engine.last_error = command, 4  # type: ignore[assignment]
-                model.engine._failed = True
+            if tx_id is None or ident is None:  # a text field that is not printable ASCII
+                model.engine.refuse(command, TxError.INVALID_IDENTIFICATION)
                 return
             model.command(command, tx_id, ident)
 

@@ -212,3 +212,11 @@ class MeterServer:
             self.failures += 1
             print(f"meter-sim: unit {unit}: {exc}", file=sys.stderr, flush=True)
             return ExcCodes.DEVICE_FAILURE
+        except Exception as exc:  # a bug: report it, answer 04 as a meter with an internal fault would
+            self.failures += 1
+            print(
+                f"meter-sim: unit {unit}: internal error {type(exc).__name__}: {exc}",
+                file=sys.stderr,
+                flush=True,
+            )
+            return ExcCodes.DEVICE_FAILURE

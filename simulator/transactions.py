@@ -229,9 +229,9 @@ class TransactionEngine:
         self.unsigned = []
         self._persist()
 
-    def not_ready(self, command: int) -> TxError:
-        """A command refused because the meter is busy."""
-        return self._fail(command, TxError.NOT_READY)
+    def refuse(self, command: int, error: TxError) -> TxError:
+        """A command refused before it reached the engine (busy meter, unusable identification)."""
+        return self._fail(command, error)
 
     # ---- internals ------------------------------------------------------------------------------------
     def _close(self, reading: Reading) -> None:

@@ -342,3 +342,28 @@ def test_a_restart_never_shows_less_energy_than_was_served(meter):
     meter.run(1)  # more energy that nobody read and that is not yet persisted
     meter.power_cycle()  # no clean shutdown: only what is in the state file survives
     assert u32(meter.regs.read(0x0120, 2)) >= served
+
+
+def test_a_start_whose_record_would_not_fit_the_result_buffer_is_refused(meter):
+    def longest(tariff_length):
+        meter.write_ident("tx-long", ident_data="A" * 40, evse="E" * 40, tariff="T" * tariff_length)
+        # IS 1, IL CERTIFIED, IF four times OCPP_AUTH_TLS, IT PHONE_NUMBER: the longest names
+        assert meter.regs.write(0x0400, [1, 4, 8, 8, 8, 8, 16], 16) is None
+
+    longest(250)
+    assert meter.command(1) is None
+    assert meter.regs.read(0x0202, 1) == [4] and meter.regs.read(0x0201, 1) == [0]
+    longest(196)  # the limit docs/register-map.md promises
+    assert meter.command(1) is None and meter.regs.read(0x0201, 1) == [1]
+    meter.run(60)
+    meter.command(2, "tx-long")
+    meter.model.finish_signing()
+    record = meter.read_record()
+    assert len(record) <= 1024 and verify_record(record, meter.public_key())
+
+
+def test_identification_that_is_not_printable_ascii_is_refused(meter):
+    meter.write_ident("tx-x")
+    assert meter.regs.write(0x0407, [0x41FF], 6) is None
+    assert meter.command(1) is None
+    assert meter.regs.read(0x0202, 1) == [4] and meter.regs.read(0x0201, 1) == [0]
