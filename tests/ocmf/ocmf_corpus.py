@@ -1,4 +1,4 @@
-"""Where the record corpora live: the shared vectors beside the repository and our real-world file.
+"""Where the record corpora live: the shared vectors beside the repository.
 
 Failing to find the shared vectors fails the test with the path it looked at; it never skips."""
 
@@ -45,7 +45,3 @@ def load_shared_vectors() -> list[dict[str, Any]]:
             pytest.fail(f"{path}: vector lacks {sorted(missing)}", pytrace=False)
         vectors.append(vector)
     return vectors
-
-
-def load_real_world_records() -> list[dict[str, Any]]:
-    return json.loads((HERE / "real_world_records.json").read_text(encoding="utf-8"))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-from ocmf_corpus import load_real_world_records
 from ocmf_factory import BEGIN_TIME, END_TIME, meter_key, payload, reading, record
 
 from driver.ocmf import verify_pair
@@ -53,31 +51,6 @@ def test_a_tampered_begin_record_is_named():
 def test_reading_checks_apply_to_both_records():
     begin, end = pair(end_fields={"IL": "INVALID"})
     assert verify_pair(begin, end, PUBLIC).failed_checks == {"identification"}
-
-
-REAL = {e["id"]: e for e in load_real_world_records()}
-
-
-@pytest.mark.parametrize(
-    ("begin_id", "end_id", "expected_checks"),
-    [
-        ("nzr_secp384r1_begin", "nzr_secp384r1_end", set()),
-        ("ebee_dzg_begin_spaced_hex_key", "ebee_dzg_end_relative_time", set()),
-        ("dzg_nano_secp256k1_begin", "dzg_nano_secp256k1_end", set()),
-        # generated test data: both records carry PG T12345, but the counter must advance per record
-        (
-            "htb_secp192k1_begin_with_exception",
-            "htb_secp192k1_end_with_exception",
-            {"exception", "pagination"},
-        ),
-        ("ebee_dzg_tampered_value_NEGATIVE", "ebee_dzg_end_untouched", {"signature", "end-value"}),
-    ],
-)
-def test_real_world_begin_and_end_records(begin_id, end_id, expected_checks):
-    begin, end = REAL[begin_id], REAL[end_id]
-    assert begin["public_key"].split() == end["public_key"].split()
-    result = verify_pair(begin["ocmf"], end["ocmf"], begin["public_key"])
-    assert result.failed_checks == expected_checks, result.failures
 
 
 def test_cli_verifies_a_pair(tmp_path):
