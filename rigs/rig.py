@@ -118,7 +118,8 @@ class Rig:
         if self.spec.link_proxy:
             from simulator import LinkProxy
 
-            self.proxy = LinkProxy(meter_port)
+            meter = self.spec.meter
+            self.proxy = LinkProxy(meter_port, baudrate=meter.baudrate, parity=meter.parity)
             self.proxy.on_bytes(self._on_bytes)
             self.proxy.start()
             self.driver_port = self.proxy.path
