@@ -35,3 +35,11 @@ class OcmfError(DriverError):
 
 class OcmfFormatError(OcmfError, ValueError):
     """An OCMF record or public key is malformed; the message says where."""
+
+
+class OcppError(DriverError, ValueError):
+    """An OCPP payload cannot be built from the data given, or breaks its schema; `problems` names fields."""
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message if not problems else message + "\n  " + "\n  ".join(problems))
+        self.problems = problems or [message]

@@ -25,19 +25,11 @@ import jsonschema
 import ocpp
 from jsonschema.validators import validator_for
 
-from driver.errors import DriverError, OcmfFormatError
+from driver.errors import OcmfFormatError, OcppError
 from driver.ocmf import BEGIN_TX, END_TX, parse
 
 VERSIONS = ("1.6", "2.0.1")
 ENCODINGS = ("plain", "base64")  # plain: the OCMF text as EVerest sends it; base64: its UTF-8 bytes in base64
-
-
-class OcppError(DriverError, ValueError):
-    """An OCPP payload cannot be built from the data given, or breaks its schema; `problems` names fields."""
-
-    def __init__(self, message: str, problems: list[str] | None = None) -> None:
-        super().__init__(message if not problems else message + "\n  " + "\n  ".join(problems))
-        self.problems = problems or [message]
 
 
 # --------------------------------------------------------------------------------------------------
