@@ -14,7 +14,7 @@ from pathlib import Path
 from .control import ControlServer
 from .errors import SimulatorError
 from .forwarding import Forwarder
-from .link import open_serial
+from .link import is_pty, open_serial
 from .profile import load_profile
 from .ptys import PtyPair
 from .runtime import PERSIST_INTERVAL_S, POWER, LoadSpec, MeterSim
@@ -126,7 +126,7 @@ async def _serve(args: argparse.Namespace, profile: object) -> int:
                 bridge.block(POWER)
             port, parity = meter_pty.path, "N"  # a pty has no parity (and Linux refuses PARENB on one)
         else:
-            port, parity = args.port, args.parity
+            port, parity = args.port, "N" if is_pty(args.port) else args.parity
             open_serial(port, args.baudrate, parity).close()  # a clear PortError before pymodbus tries
         server = MeterServer(
             port,

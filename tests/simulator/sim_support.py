@@ -52,6 +52,28 @@ def verify_record(record, public_key_der):
     return True
 
 
+def read_exactly(fd, n, timeout=2.0):
+    """Read n bytes from a non-blocking fd, waiting with select up to timeout."""
+    data = b""
+    deadline = time.monotonic() + timeout
+    while len(data) < n:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        ready, _, _ = select.select([fd], [], [], left)
+        if ready:
+            try:
+                data += os.read(fd, n - len(data))
+            except BlockingIOError:
+                continue
+    return data
+
+
+def nothing_arrives(fd, within=0.3):
+    ready, _, _ = select.select([fd], [], [], within)
+    return not ready
+
+
 def wait_until(predicate, timeout=10.0, what="condition", interval=0.05):
     """Poll predicate until it is truthy; fail when the deadline passes."""
     deadline = time.monotonic() + timeout
@@ -74,10 +96,18 @@ def modbus_client(path, timeout=0.5, retries=2):
 class MeterSimProcess:
     """A meter-sim subprocess on a pty; close() always reaps it."""
 
-    def __init__(self, *args, state_dir, control=None, timeout=15.0):
+    def __init__(self, *args, state_dir, control=None, timeout=15.0, pty=True):
         self.state_dir = Path(state_dir)
         self.control = control
-        cmd = [sys.executable, "-m", "simulator.cli", "--pty", "--state-dir", str(state_dir), *args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "simulator.cli",
+            *(["--pty"] if pty else []),
+            "--state-dir",
+            str(state_dir),
+        ]
+        cmd += args
         if control:
             cmd += ["--control", str(control)]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

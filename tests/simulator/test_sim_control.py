@@ -1,12 +1,14 @@
 """Fault control of a running meter-sim over its unix socket (ControlClient)."""
 
+import os
 import time
 
 import pytest
 from pymodbus.exceptions import ModbusIOException
-from sim_support import MeterSimProcess, modbus_client, u32, wait_until
+from pymodbus.framer.rtu import FramerRTU
+from sim_support import MeterSimProcess, modbus_client, nothing_arrives, read_exactly, u32, wait_until
 
-from simulator import ControlClient, ControlError
+from simulator import ControlClient, ControlError, PtyPair
 
 FAST_BOOT = 'base = "reference"\n[meter]\nname = "fast"\nboot_delay_s = 1.0\n'
 
@@ -151,3 +153,37 @@ def test_sigterm_exits_cleanly(tmp_path):
         assert (tmp_path / "state" / "meter-1.json").exists()
     finally:
         process.close()
+
+
+def test_port_mode_serves_a_given_device_and_silences_answers_without_power(tmp_path):
+    request = b"\x01\x03\x00\x1c\x00\x02"
+    request += FramerRTU.compute_CRC(request).to_bytes(2, "big")
+    with PtyPair() as device:
+        process = MeterSimProcess(
+            "--port",
+            device.path,
+            "--parity",
+            "E",
+            state_dir=tmp_path / "s",
+            control=tmp_path / "c.sock",
+            pty=False,
+        )
+        try:
+            assert process.path == device.path
+            control = ControlClient(process.control)
+            os.write(device.master, request)
+            answer = read_exactly(device.master, 9)
+            assert answer[:7] == b"\x01\x03\x04\x00\x01\x00\x01"  # capabilities 1, map version 1
+            control.power_off()
+            os.write(device.master, request)
+            assert nothing_arrives(device.master, within=0.5)
+            with pytest.raises(ControlError, match="not with --port"):
+                control.link_down()
+            control.power_on()
+            answer = wait_until(
+                lambda: os.write(device.master, request) and read_exactly(device.master, 9, 0.3),
+                what="answers after the boot",
+            )
+            assert answer[:3] == b"\x01\x03\x04"
+        finally:
+            process.close()

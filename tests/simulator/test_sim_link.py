@@ -1,35 +1,13 @@
 """LinkProxy and the forwarding core: bytes cross both ways; cut, corruption, delay and wire timing."""
 
 import os
-import select
 import time
 
 import pytest
 import serial
+from sim_support import nothing_arrives, read_exactly, wait_until
 
 from simulator import LinkProxy, PortError, PtyPair
-
-
-def read_exactly(fd, n, timeout=2.0):
-    """Read n bytes from a non-blocking fd, waiting with select up to timeout."""
-    data = b""
-    deadline = time.monotonic() + timeout
-    while len(data) < n:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            break
-        ready, _, _ = select.select([fd], [], [], left)
-        if ready:
-            try:
-                data += os.read(fd, n - len(data))
-            except BlockingIOError:
-                continue
-    return data
-
-
-def nothing_arrives(fd, within=0.3):
-    ready, _, _ = select.select([fd], [], [], within)
-    return not ready
 
 
 @pytest.fixture
@@ -52,6 +30,7 @@ def test_bytes_cross_both_ways_and_are_logged(cable):
     assert read_exactly(meter.master, 8) == b"\x01\x03\x00\x00\x00\x01\x84\x0a"
     os.write(meter.master, b"answer")
     assert read_exactly(driver.fileno(), 6) == b"answer"
+    wait_until(lambda: len(log) == 2, timeout=2, what="the wire log")  # logged just after delivery
     assert [(d, b) for d, b, _ in log] == [
         ("to_meter", b"\x01\x03\x00\x00\x00\x01\x84\x0a"),
         ("to_driver", b"answer"),
@@ -67,7 +46,7 @@ def test_cut_drops_both_ways_until_restore(cable):
     driver.write(b"lost")
     os.write(meter.master, b"gone")
     assert nothing_arrives(meter.master) and nothing_arrives(driver.fileno())
-    assert proxy.stats["dropped"] == {"to_meter": 4, "to_driver": 4}
+    wait_until(lambda: proxy.stats["dropped"] == {"to_meter": 4, "to_driver": 4}, timeout=2, what="drops")
     proxy.restore()
     driver.write(b"back")
     assert read_exactly(meter.master, 4) == b"back"
@@ -111,10 +90,12 @@ def test_frame_timing_forwards_a_frame_once_its_bytes_crossed_the_wire(cable):
     driver.write(frame)
     assert read_exactly(meter.master, 96) == frame
     wire_time = 96 * 11 / 9600
+    wait_until(lambda: len(arrivals) == 1, timeout=2, what="the wire log")
     assert arrivals[0] - start >= wire_time * 0.99
     os.write(meter.master, bytes(10))
     assert read_exactly(driver.fileno(), 10) == bytes(10)
     # half duplex: the answer starts 3.5 characters after the request ended
+    wait_until(lambda: len(arrivals) == 2, timeout=2, what="the wire log")
     assert arrivals[1] - arrivals[0] >= (3.5 + 10) * 11 / 9600 * 0.99
     proxy.set_frame_timing(None)
     with pytest.raises(ValueError, match="parity"):
