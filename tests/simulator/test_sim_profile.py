@@ -158,3 +158,20 @@ def test_meter_sim_help_describes_the_options():
         "--status-interval",
     ):
         assert option in result.stdout
+
+
+@pytest.mark.parametrize("content", ["{not json", '{"version": 1, "energy_wh": [1, 2]}', "[]"])
+def test_meter_sim_names_a_damaged_state_file(tmp_path, content):
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "meter-1.json").write_text(content)
+    result = subprocess.run(
+        [sys.executable, "-m", "simulator.cli", "--pty", "--state-dir", str(state)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=ROOT,
+    )
+    assert result.returncode == 1
+    assert str(state / "meter-1.json") in result.stderr
+    assert "Traceback" not in result.stderr
