@@ -80,6 +80,8 @@ class ControlServer:
             return {"ok": True, "result": self.dispatch(request)}
         except (SimulatorError, ValueError, TypeError) as exc:
             return {"ok": False, "error": str(exc)}
+        except Exception as exc:  # a bug: answer it rather than drop the connection silently
+            return {"ok": False, "error": f"internal error {type(exc).__name__}: {exc}"}
 
     def dispatch(self, request: dict[str, Any]) -> Any:
         """Run one command on the MeterSim."""

@@ -200,6 +200,10 @@ class MeterSim:
     def set_corruption(self, rate: float, seed: int | None = None) -> None:
         """Flip bits at `rate` per byte on the bus (seeded)."""
         bridge = self._need_bridge("set_corruption")
+        if isinstance(rate, bool) or not isinstance(rate, int | float):
+            raise ControlError(f"set_corruption: rate must be a number between 0 and 1, not {rate!r}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise ControlError(f"set_corruption: seed must be an integer, not {seed!r}")
         try:
             bridge.set_corruption(rate, self.seed if seed is None else seed)
         except ValueError as exc:

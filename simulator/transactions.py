@@ -170,8 +170,11 @@ class TransactionEngine:
         return CommandStatus.FAILED if self._failed else CommandStatus.DONE
 
     def min_stop_sim_s(self) -> float | None:
-        """Earliest stop of the open transaction in simulated seconds, None when the meter imposes none."""
-        if self.open is None or self.min_duration_s <= 0:
+        """Earliest stop of the open transaction in simulated seconds, None when the meter imposes none.
+
+        A transaction interrupted by a power failure may stop at once (and its begin time belongs to an
+        earlier power-up's clock)."""
+        if self.open is None or self.open.interrupted or self.min_duration_s <= 0:
             return None
         return self.open.begin_sim_s + self.min_duration_s
 

@@ -367,3 +367,33 @@ def test_identification_that_is_not_printable_ascii_is_refused(meter):
     assert meter.regs.write(0x0407, [0x41FF], 6) is None
     assert meter.command(1) is None
     assert meter.regs.read(0x0202, 1) == [4] and meter.regs.read(0x0201, 1) == [0]
+
+
+def test_minimum_duration_is_enforced_except_after_a_power_failure(tmp_path):
+    profile = tmp_path / "min.toml"
+    profile.write_text('base = "reference"\n[meter]\nname = "min"\nmin_duration_s = 120\n')
+    env = simpy.Environment()
+    model = MeterModel(
+        env, load_profile(profile), 1, Nvram(tmp_path / "m.json"), load=LoadProfile.fixed(1000)
+    )
+    regs = RegisterMap(model)
+    assert regs.write(TX_ID, text_words("tx-min", 20)) is None
+    assert regs.write(CMD, [1], 6) is None
+    assert u32(regs.read(0x04D9, 2)) == int(model.clock_utc()) + 120
+    env.run(until=60)
+    assert regs.write(CMD, [2], 6) is None
+    assert regs.read(0x0202, 1) == [5] and regs.read(0x0201, 1) == [1]
+    env.run(until=121)
+    assert regs.write(CMD, [2], 6) is None
+    assert regs.read(0x0202, 1) == [0] and regs.read(0x0201, 1) == [0]
+    # a transaction interrupted by a power failure may be stopped at once
+    model.finish_signing()
+    assert regs.write(TX_ID, text_words("tx-min2", 20)) is None
+    assert regs.write(CMD, [1], 6) is None
+    rebooted_env = simpy.Environment()  # a restarted meter-sim: simulated time starts again at 0
+    rebooted = MeterModel(rebooted_env, load_profile(profile), 1, Nvram(tmp_path / "m.json"))
+    regs = RegisterMap(rebooted)
+    assert u32(regs.read(0x04D9, 2)) == 0
+    assert regs.write(TX_ID, text_words("tx-min2", 20)) is None
+    assert regs.write(CMD, [2], 6) is None
+    assert regs.read(0x0202, 1) == [0]
