@@ -3,6 +3,7 @@
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,9 @@ def test_reference_profile_matches_the_documented_register_map_exactly():
     measurements = [r for r in profile.registers if 0x0100 <= r.address < 0x0200]
     assert sum(r.regs for r in measurements) == 60
     assert all(r.description for r in profile.registers)
+    raw = tomllib.loads((ROOT / "simulator" / "profiles" / "reference.toml").read_text())
+    for entry in raw["register"]:
+        assert {"address", "type", "scale", "unit", "access", "description"} <= set(entry), entry["name"]
 
 
 def test_plain_profile_drops_the_transaction_block_and_the_key():
