@@ -59,6 +59,18 @@ class RtuClient:
         reply, _ = self._exchange(read_request(unit, address, count), 5 + 2 * count)
         return check_read_reply(reply, unit, count)
 
+    def receive(self, size: int) -> bytes:
+        """Exactly `size` bytes (waiting with poll); BenchError when they do not come in time."""
+        deadline = time.perf_counter() + self.timeout_s
+        data = b""
+        while len(data) < size:
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                raise BenchError(f"{self.path}: {len(data)} of {size} bytes within {self.timeout_s} s")
+            if self._poll.poll(remaining * 1000):
+                data += os.read(self.fd, size - len(data))
+        return data
+
     def _exchange(self, frame: bytes, expected: int) -> tuple[bytes, float]:
         start = time.perf_counter()
         os.write(self.fd, frame)

@@ -1,0 +1,246 @@
+"""Wire-accurate mode: the driver's polling throughput as a fraction of what the RS-485 wire allows.
+
+meter-sim (charging at 7.4 kW) behind a LinkProxy with frame timing (LinkProxy.set_frame_timing) at
+9600 8E1, 19200 8E1 and 115200 8N1; the driver polls through the proxy. The wire limit of one read of n
+registers is a request of 8 characters, a reply of 5 + 2n, and a 3.5-character gap after each. The
+proxy's wire log splits each cycle's time above that limit into the meter's share (reply later than the
+gap after the request) and the driver's (next request later than the gap after the reply).
+
+    python bench/wire_throughput.py [--quick | --full]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import logging
+import os
+import pstats
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchlib import BenchError, median, meter_sim, percentile, print_table, size_args, write_report
+from rtu_client import RtuClient, read_request
+
+from driver import DriverConfig, PowermeterDriver
+from driver import registers as reg
+from driver.errors import DriverError
+from driver.modbus_link import ModbusLink
+from simulator import LinkProxy, PtyPair
+
+UNIT = 1
+BLOCK = reg.MEASUREMENTS.address
+BLOCK_REGS = reg.MEASUREMENTS.count
+REQUEST_CHARS = 8
+GAP_CHARS = 3.5
+SETTINGS = ((9600, "E"), (19200, "E"), (115200, "N"))  # 8 data bits, 1 stop bit
+DATASET_BLOCKS = (reg.MEASUREMENTS.count, reg.STATUS.count, reg.CLOCK.count)  # what read_powermeter() reads
+
+
+def char_s(baudrate: int, parity: str) -> float:
+    """Seconds of one character: start, 8 data, parity (unless N), 1 stop bit."""
+    return (10 + (0 if parity == "N" else 1)) / baudrate
+
+
+def cycle_chars(registers: int) -> float:
+    """Characters on the wire for one read of `registers`, gaps included."""
+    return REQUEST_CHARS + GAP_CHARS + 5 + 2 * registers + GAP_CHARS
+
+
+def client_poll_s(baudrate: int) -> float:
+    """pymodbus's sync client checks for reply bytes every 4 character times (8N1 bits), at least 1 ms."""
+    return max(4 * 10 / baudrate, 0.001)
+
+
+@dataclass
+class WireLog:
+    """(direction, bytes, monotonic time) of every chunk the proxy delivered."""
+
+    chunks: list[tuple[str, int, float]]
+
+    def record(self, direction: str, data: bytes, stamp: float) -> None:
+        self.chunks.append((direction, len(data), stamp))
+
+    def shares(self, char: float) -> tuple[float, float]:
+        """Mean seconds a cycle lost on the meter side and on the driver side beyond the wire limit."""
+        meter, driver = [], []
+        for (d1, _, t1), (d2, n2, t2) in zip(self.chunks, self.chunks[1:], strict=False):
+            late = t2 - t1 - (GAP_CHARS + n2) * char
+            if d1 == "to_meter" and d2 == "to_driver":
+                meter.append(late)
+            elif d1 == "to_driver" and d2 == "to_meter":
+                driver.append(late)
+        if not meter or not driver:
+            raise BenchError("the wire log holds no complete request/reply cycle")
+        return sum(meter) / len(meter), sum(driver) / len(driver)
+
+
+def driver_link(path: str, baudrate: int, parity: str) -> ModbusLink:
+    """The driver's own Modbus link (driver.modbus_link), opened, as PowermeterDriver builds it."""
+    link = ModbusLink(path, unit=UNIT, baudrate=baudrate, parity=parity, stopbits=1, bytesize=8, timeout=2.0,
+                      retries=0)
+    link.open()
+    return link
+
+
+def poll_for(seconds: float, one: Callable[[], object]) -> tuple[int, float]:
+    """Call one() back to back for `seconds` (at least 3 calls); (calls, seconds from first to last end)."""
+    one()
+    first = time.monotonic()
+    calls, last = 0, first
+    while last - first < seconds or calls < 3:
+        one()
+        calls += 1
+        last = time.monotonic()
+    return calls, last - first
+
+
+def measure(proxy: LinkProxy, log: WireLog, baudrate: int, parity: str,
+            seconds: float) -> list[dict[str, object]]:
+    proxy.set_frame_timing(baudrate, 8, parity, 1)
+    char = char_s(baudrate, parity)
+    results = []
+    link = driver_link(proxy.path, baudrate, parity)
+    try:
+        log.chunks.clear()
+        calls, elapsed = poll_for(seconds, lambda: link.read(BLOCK, reg.MEASUREMENTS.count))
+        meter_s, driver_s = log.shares(char)
+    finally:
+        link.close()
+    limit = 1 / (cycle_chars(reg.MEASUREMENTS.count) * char)
+    results.append(_row("driver link: measurement block", baudrate, parity, calls / elapsed, limit, meter_s,
+                        driver_s, 1))
+    with RtuClient(proxy.path, timeout_s=2.0) as master:
+        frame = read_request(UNIT, BLOCK, reg.MEASUREMENTS.count)
+        log.chunks.clear()
+        calls, elapsed = poll_for(seconds, lambda: master.timed_read(UNIT, BLOCK, BLOCK_REGS, frame))
+        meter_s, driver_s = log.shares(char)
+    results.append(_row("poll() RTU master: same block", baudrate, parity, calls / elapsed, limit, meter_s,
+                        driver_s, 1, poll_s=0.0))
+    config = DriverConfig(port=proxy.path, baudrate=baudrate, parity=parity, unit=UNIT, timeout=2.0,
+                          publish_interval=0, sync_clock=False)
+    with PowermeterDriver(config) as driver:
+        driver.read_powermeter()  # learns the meter (identity, key) outside the measured loop
+        log.chunks.clear()
+        calls, elapsed = poll_for(seconds, driver.read_powermeter)
+        meter_s, driver_s = log.shares(char)
+    limit = 1 / (sum(cycle_chars(n) for n in DATASET_BLOCKS) * char)
+    results.append(_row("driver: read_powermeter() 60+8+4", baudrate, parity, calls / elapsed, limit, meter_s,
+                        driver_s, len(DATASET_BLOCKS)))
+    return results
+
+
+def profile_driver(proxy: LinkProxy, baudrate: int, parity: str, seconds: float) -> dict[str, object]:
+    """Where the driver's side of a cycle goes: cProfile of the measurement-block loop (a separate run)."""
+    proxy.set_frame_timing(baudrate, 8, parity, 1)
+    link = driver_link(proxy.path, baudrate, parity)
+    profiler = cProfile.Profile()
+    try:
+        start = time.monotonic()
+        profiler.enable()
+        calls, _ = poll_for(seconds, lambda: link.read(BLOCK, reg.MEASUREMENTS.count))
+        profiler.disable()
+        wall = time.monotonic() - start
+    finally:
+        link.close()
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    sleep = stats.get(("~", 0, "<built-in method time.sleep>"), (0, 0, 0.0, 0.0, {}))
+    reads = calls + 1
+    top = sorted(stats.items(), key=lambda item: item[1][2], reverse=True)[:5]
+    return {"line": f"{baudrate} 8{parity}1", "reads": reads, "sleep_share": sleep[2] / wall,
+            "sleep_calls_per_read": sleep[1] / reads, "poll_ms": client_poll_s(baudrate) * 1e3,
+            "wire_ms_per_read": cycle_chars(reg.MEASUREMENTS.count) * char_s(baudrate, parity) * 1e3,
+            "top": [(f"{name}" if file == "~" else f"{Path(file).name}:{name}", tt / reads * 1e3)
+                    for (file, _, name), (_, _, tt, _, _) in top]}
+
+
+def proxy_lateness(baudrate: int, parity: str, frames: int) -> dict[str, float]:
+    """How late LinkProxy delivers a frame against its own wire model, and a plain hop's latency.
+
+    A 125-byte frame is written on a pty of ours (the meter end), read at the proxy's driver end, and its
+    arrival compared with when the wire model says its last byte is in (gaps included); the same hop
+    without frame timing gives the latency any forwarding has.
+    """
+    char = char_s(baudrate, parity)
+    frame = bytes(5 + 2 * BLOCK_REGS)
+    late: dict[str, list[float]] = {"timed": [], "plain": []}
+    with PtyPair() as meter_end, LinkProxy(meter_end.path) as proxy, RtuClient(proxy.path) as driver_end:
+        for mode in ("plain", "timed"):
+            proxy.set_frame_timing(baudrate if mode == "timed" else None, 8, parity, 1)
+            due = 0.0
+            for _ in range(frames):
+                sent = time.monotonic()
+                os.write(meter_end.master, frame)
+                if mode == "plain":
+                    due = sent
+                else:
+                    due = (max(sent, due + GAP_CHARS * char) if due else sent) + len(frame) * char
+                driver_end.receive(len(frame))
+                late[mode].append(time.monotonic() - due)
+    return {"frames": frames, "timed_median_ms": median(late["timed"]) * 1e3,
+            "timed_p99_ms": percentile(late["timed"], 99) * 1e3,
+            "plain_median_ms": median(late["plain"]) * 1e3,
+            "plain_p99_ms": percentile(late["plain"], 99) * 1e3}
+
+
+def _row(what: str, baudrate: int, parity: str, rate: float, limit: float, meter_s: float, driver_s: float,
+         requests: int, poll_s: float | None = None) -> dict[str, object]:
+    return {"what": what, "line": f"{baudrate} 8{parity}1", "per_s": rate, "wire_limit_per_s": limit,
+            "fraction_of_limit": rate / limit, "meter_excess_ms_per_request": meter_s * 1e3,
+            "driver_excess_ms_per_request": driver_s * 1e3, "requests_per_cycle": requests,
+            "client_poll_ms": (client_poll_s(baudrate) if poll_s is None else poll_s) * 1e3}
+
+
+def run(full: bool) -> dict[str, object]:
+    seconds = 10.0 if full else 2.5
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+    results: list[dict[str, object]] = []
+    log = WireLog([])
+    with meter_sim("--speed", "1", "--load-w", "7400") as meter, LinkProxy(meter.path) as proxy:
+        proxy.on_bytes(log.record)
+        for baudrate, parity in SETTINGS:
+            results += measure(proxy, log, baudrate, parity, seconds)
+        profile = profile_driver(proxy, *SETTINGS[-1], seconds)
+    lateness = proxy_lateness(*SETTINGS[-1], frames=1000 if full else 300)
+    rows = [[r["line"], r["what"], r["per_s"], r["wire_limit_per_s"], 100 * r["fraction_of_limit"],  # type: ignore[operator]
+             r["meter_excess_ms_per_request"], r["driver_excess_ms_per_request"], r["client_poll_ms"]]
+            for r in results]
+    print_table(f"Driver polling through a LinkProxy with wire timing ({seconds:g} s each); goal >= 90 % "
+                "of the wire limit. Excess: ms a request/reply cycle spent beyond the wire's own time",
+                ["line", "what", "per s", "wire limit/s", "% of limit", "meter excess ms", "driver excess ms",
+                 "client poll ms"], rows)
+    print(f"\nProfile of the driver polling the measurement block at {profile['line']} (cProfile, "
+          f"{profile['reads']} reads): {100 * profile['sleep_share']:.0f} % of its wall time in time.sleep, "
+          f"{profile['sleep_calls_per_read']:.1f} sleeps of {profile['poll_ms']:g} ms a read where the wire "
+          f"needs {profile['wire_ms_per_read']:.2f} ms (pymodbus ModbusSerialClient._wait_for_data)")
+    top = "; ".join(f"{name} {ms:.2f} ms/read" for name, ms in profile["top"])  # type: ignore[attr-defined]
+    print(f"  top functions by own time: {top}")
+    print_table(f"LinkProxy frame delivery at {SETTINGS[-1][0]} 8{SETTINGS[-1][1]}1, {lateness['frames']:g} "
+                "frames of 125 bytes: arrival after the wire model's due time (timed) "
+                "and a plain hop (no timing)",
+                ["hop", "median ms", "p99 ms"],
+                [["with frame timing", lateness["timed_median_ms"], lateness["timed_p99_ms"]],
+                 ["plain (no timing)", lateness["plain_median_ms"], lateness["plain_p99_ms"]]])
+    return {"seconds_each": seconds, "meter": "meter-sim --speed 1 --load-w 7400", "results": results,
+            "driver_profile": profile, "proxy_lateness": lateness}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    size_args(parser)
+    args = parser.parse_args(argv)
+    try:
+        figures = run(args.full)
+    except (BenchError, DriverError) as exc:
+        print(f"wire_throughput: {exc}", file=sys.stderr)
+        return 1
+    path = write_report("wire_throughput", figures)
+    print(f"\nfigures written to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
