@@ -17,7 +17,7 @@ import pytest
 from identities import base_seed, identities
 from report_plugin import REQUIREMENTS, ConformanceReport, RunInfo, versions
 
-from rigs import CAPABILITIES, GROUND_TRUTH, Rig, RigError, RigSpec, load_rig
+from rigs import CAPABILITIES, GROUND_TRUTH, Rig, RigError, RigFileError, RigSpec, load_rig
 from rigs.meter_side import check_port
 from rigs.rig import driver_factory
 from rigs.wirelog import WireLog
@@ -50,8 +50,9 @@ def pytest_configure(config: pytest.Config) -> None:
         if spec.meter.kind == "physical":
             check_port(spec.meter)
     except RigError as exc:
-        # One clear line and a non-zero exit, before any scenario starts.
-        raise pytest.UsageError(f"rig {path}: {exc}") from None
+        # One clear line and a non-zero exit, before any scenario starts. A RigFileError names the file.
+        message = str(exc) if isinstance(exc, RigFileError) else f"rig {path}: {exc}"
+        raise pytest.UsageError(message) from None
     config.stash[_RIG_KEY] = spec
     reports = config.getoption("--conformance-reports")
     out_dir = Path(reports) if reports else None

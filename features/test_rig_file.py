@@ -11,6 +11,7 @@ import pytest
 from rigs import CAPABILITIES, GROUND_TRUTH, RigFileError, RigPortError, load_rig
 from rigs.frames import crc16, find_register_write
 from rigs.meter_side import check_port
+from rigs.rig import driver_factory
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -151,3 +152,19 @@ def test_a_scenario_needing_a_missing_capability_is_skipped_naming_it(tmp_path):
     assert done.returncode == 0, output
     assert "1 passed, 1 skipped" in output, output
     assert "rig 'bare' lacks capability: phase_control" in output
+
+
+@pytest.mark.parametrize(("driver_table", "message"), [
+    ('class = "vendor_missing.Driver"', r"driver\.class: cannot import module 'vendor_missing'"),
+    ('class = "driver.NoSuchDriver"', r"driver\.class: module 'driver' has no 'NoSuchDriver'"),
+    ('class = "driver.DriverConfig"', r"driver\.class: driver\.DriverConfig has no start_transaction\(\)"),
+    ('[driver.settings]\npublish_intervall = 1', r"driver\.settings\.publish_intervall: .* no such setting"),
+    ('[driver.settings]\ntimeout = "soon"', r"driver\.settings: timeout: 'soon' is not a positive number"),
+])
+def test_driver_class_and_settings_are_checked_before_anything_starts(tmp_path, driver_table, message):
+    text = '[rig]\nname = "d"\n[meter]\nkind = "simulator"\n[driver]\n' + driver_table + "\n"
+    if driver_table.startswith("[driver.settings]"):
+        text = text.replace("[driver]\n", "")
+    spec = load_rig(write(tmp_path, text))
+    with pytest.raises(RigFileError, match=message):
+        driver_factory(spec)

@@ -62,14 +62,26 @@ def driver_factory(spec: RigSpec) -> Any:
             raise RigFileError(f"{spec.path}: driver.settings.{key}: {spec.driver.config_path} has no such "
                                f"setting (known: {', '.join(sorted(known))})")
 
-    def make(port: str) -> Any:
+    def configure(port: str) -> Any:
         meter = spec.meter
         try:
             config = config_cls(port=port, baudrate=meter.baudrate, parity=meter.parity, unit=meter.unit,
                                 **spec.driver.settings)
-        except (TypeError, ValueError) as exc:
+            check = getattr(config, "validate", None)
+            if callable(check):
+                check()
+        except Exception as exc:  # the vendor's config class decides what it raises; its message names it
             raise RigFileError(f"{spec.path}: driver.settings: {exc}") from None
-        return driver_cls(config)
+        return config
+
+    configure("rig-file-check")  # a setting of the wrong type or range is a bad rig file: say so now
+
+    def make(port: str) -> Any:
+        config = configure(port)
+        try:
+            return driver_cls(config)
+        except Exception as exc:
+            raise RigError(f"driver.class {spec.driver.class_path} could not be built: {exc}") from None
 
     return make
 
