@@ -68,6 +68,8 @@ def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[objec
 
 
 def _cell(value: object) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
     if isinstance(value, float):
         if value == 0 or 0.01 <= abs(value) < 1e6:
             return f"{value:,.3g}" if abs(value) < 100 else f"{value:,.0f}"

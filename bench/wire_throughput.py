@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from benchlib import BenchError, median, meter_sim, percentile, print_table, size_args, write_report
 from rtu_client import RtuClient, read_request
@@ -99,7 +100,7 @@ def poll_for(seconds: float, one: Callable[[], object]) -> tuple[int, float]:
 
 
 def measure(proxy: LinkProxy, log: WireLog, baudrate: int, parity: str,
-            seconds: float) -> list[dict[str, object]]:
+            seconds: float) -> list[dict[str, Any]]:
     proxy.set_frame_timing(baudrate, 8, parity, 1)
     char = char_s(baudrate, parity)
     results = []
@@ -133,7 +134,7 @@ def measure(proxy: LinkProxy, log: WireLog, baudrate: int, parity: str,
     return results
 
 
-def profile_driver(proxy: LinkProxy, baudrate: int, parity: str, seconds: float) -> dict[str, object]:
+def profile_driver(proxy: LinkProxy, baudrate: int, parity: str, seconds: float) -> dict[str, Any]:
     """Where the driver's side of a cycle goes: cProfile of the measurement-block loop (a separate run)."""
     proxy.set_frame_timing(baudrate, 8, parity, 1)
     link = driver_link(proxy.path, baudrate, parity)
@@ -146,7 +147,7 @@ def profile_driver(proxy: LinkProxy, baudrate: int, parity: str, seconds: float)
         wall = time.monotonic() - start
     finally:
         link.close()
-    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    stats = pstats.Stats(profiler).stats
     sleep = stats.get(("~", 0, "<built-in method time.sleep>"), (0, 0, 0.0, 0.0, {}))
     reads = calls + 1
     top = sorted(stats.items(), key=lambda item: item[1][2], reverse=True)[:5]
@@ -187,17 +188,17 @@ def proxy_lateness(baudrate: int, parity: str, frames: int) -> dict[str, float]:
 
 
 def _row(what: str, baudrate: int, parity: str, rate: float, limit: float, meter_s: float, driver_s: float,
-         requests: int, poll_s: float | None = None) -> dict[str, object]:
+         requests: int, poll_s: float | None = None) -> dict[str, Any]:
     return {"what": what, "line": f"{baudrate} 8{parity}1", "per_s": rate, "wire_limit_per_s": limit,
             "fraction_of_limit": rate / limit, "meter_excess_ms_per_request": meter_s * 1e3,
             "driver_excess_ms_per_request": driver_s * 1e3, "requests_per_cycle": requests,
             "client_poll_ms": (client_poll_s(baudrate) if poll_s is None else poll_s) * 1e3}
 
 
-def run(full: bool) -> dict[str, object]:
+def run(full: bool) -> dict[str, Any]:
     seconds = 10.0 if full else 2.5
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
-    results: list[dict[str, object]] = []
+    results: list[dict[str, Any]] = []
     log = WireLog([])
     with meter_sim("--speed", "1", "--load-w", "7400") as meter, LinkProxy(meter.path) as proxy:
         proxy.on_bytes(log.record)
@@ -205,7 +206,7 @@ def run(full: bool) -> dict[str, object]:
             results += measure(proxy, log, baudrate, parity, seconds)
         profile = profile_driver(proxy, *SETTINGS[-1], seconds)
     lateness = proxy_lateness(*SETTINGS[-1], frames=1000 if full else 300)
-    rows = [[r["line"], r["what"], r["per_s"], r["wire_limit_per_s"], 100 * r["fraction_of_limit"],  # type: ignore[operator]
+    rows = [[r["line"], r["what"], r["per_s"], r["wire_limit_per_s"], 100 * r["fraction_of_limit"],
              r["meter_excess_ms_per_request"], r["driver_excess_ms_per_request"], r["client_poll_ms"]]
             for r in results]
     print_table(f"Driver polling through a LinkProxy with wire timing ({seconds:g} s each); goal >= 90 % "
@@ -216,7 +217,7 @@ def run(full: bool) -> dict[str, object]:
           f"{profile['reads']} reads): {100 * profile['sleep_share']:.0f} % of its wall time in time.sleep, "
           f"{profile['sleep_calls_per_read']:.1f} sleeps of {profile['poll_ms']:g} ms a read where the wire "
           f"needs {profile['wire_ms_per_read']:.2f} ms (pymodbus ModbusSerialClient._wait_for_data)")
-    top = "; ".join(f"{name} {ms:.2f} ms/read" for name, ms in profile["top"])  # type: ignore[attr-defined]
+    top = "; ".join(f"{name} {ms:.2f} ms/read" for name, ms in profile["top"])
     print(f"  top functions by own time: {top}")
     print_table(f"LinkProxy frame delivery at {SETTINGS[-1][0]} 8{SETTINGS[-1][1]}1, {lateness['frames']:g} "
                 "frames of 125 bytes: arrival after the wire model's due time (timed) "
