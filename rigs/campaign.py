@@ -55,11 +55,13 @@ class Summary:
 
     def text(self) -> str:
         by_kind = ", ".join(f"{k} {v}" for k, v in sorted(self.faults.items())) or "none"
-        return (f"schedules run: {self.schedules} (failed {self.failed}) in {self.seconds:.0f} s\n"
-                f"faults injected: {sum(self.faults.values())} ({by_kind}); armed but not reached: "
-                f"{self.faults_unfired}\n"
-                f"transactions: {self.transactions}; lost: {self.lost}; duplicated: {self.duplicated}; "
-                f"crashes: {self.crashes}")
+        return (
+            f"schedules run: {self.schedules} (failed {self.failed}) in {self.seconds:.0f} s\n"
+            f"faults injected: {sum(self.faults.values())} ({by_kind}); armed but not reached: "
+            f"{self.faults_unfired}\n"
+            f"transactions: {self.transactions}; lost: {self.lost}; duplicated: {self.duplicated}; "
+            f"crashes: {self.crashes}"
+        )
 
 
 def failure_json(result: ScheduleResult) -> str:
@@ -84,8 +86,13 @@ def _worker(args: tuple[list[Schedule], RunnerConfig, multiprocessing.Queue]) ->
     results.put(None)
 
 
-def run_campaign(schedules: list[Schedule], jobs: int, config: RunnerConfig,
-                 progress_every: int = 10, out: object = sys.stdout) -> Summary:
+def run_campaign(
+    schedules: list[Schedule],
+    jobs: int,
+    config: RunnerConfig,
+    progress_every: int = 10,
+    out: object = sys.stdout,
+) -> Summary:
     """Run schedules on `jobs` rigs in parallel (each its own meter-sim); print progress; the summary."""
     summary = Summary()
     began = time.monotonic()
@@ -108,13 +115,20 @@ def run_campaign(schedules: list[Schedule], jobs: int, config: RunnerConfig,
                 continue
             summary.add(item)
             if not item.ok:
-                print(f"FAILED schedule seed={item.schedule.seed} index={item.schedule.index}:\n"
-                      f"{failure_json(item)}", file=out, flush=True)  # type: ignore[call-overload]
+                print(
+                    f"FAILED schedule seed={item.schedule.seed} index={item.schedule.index}:\n"
+                    f"{failure_json(item)}",
+                    file=out,
+                    flush=True,
+                )  # type: ignore[call-overload]
             if summary.schedules % progress_every == 0 or summary.schedules == len(schedules):
-                print(f"[{summary.schedules}/{len(schedules)}] {time.monotonic() - began:6.0f} s  "
-                      f"tx {summary.transactions}  faults {sum(summary.faults.values())}  lost {summary.lost}  "
-                      f"dup {summary.duplicated}  crashes {summary.crashes}  failed {summary.failed}",
-                      file=out, flush=True)  # type: ignore[call-overload]
+                print(
+                    f"[{summary.schedules}/{len(schedules)}] {time.monotonic() - began:6.0f} s  "
+                    f"tx {summary.transactions}  faults {sum(summary.faults.values())}  lost {summary.lost}  "
+                    f"dup {summary.duplicated}  crashes {summary.crashes}  failed {summary.failed}",
+                    file=out,
+                    flush=True,
+                )  # type: ignore[call-overload]
     finally:
         for w in workers:
             w.join(timeout=60)
@@ -131,11 +145,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1, help="campaign seed (default 1)")
     p.add_argument("--first", type=int, default=0, help="index of the first schedule (default 0)")
     p.add_argument("--jobs", type=int, default=2, help="rigs run in parallel, each with its own meter-sim")
-    p.add_argument("--speed", type=float, default=1.0, help="meter-sim speed factor (see docs/reliability.md)")
-    p.add_argument("--failures", metavar="DIR", default="reports/campaign",
-                   help="where failing schedules are saved as JSON (default reports/campaign)")
+    p.add_argument(
+        "--speed", type=float, default=1.0, help="meter-sim speed factor (see docs/reliability.md)"
+    )
+    p.add_argument(
+        "--failures",
+        metavar="DIR",
+        default="reports/campaign",
+        help="where failing schedules are saved as JSON (default reports/campaign)",
+    )
     p.add_argument("--replay", metavar="FILE", help="run the one schedule saved in FILE")
-    p.add_argument("--progress-every", type=int, default=10, metavar="N", help="a progress line every N schedules")
+    p.add_argument(
+        "--progress-every", type=int, default=10, metavar="N", help="a progress line every N schedules"
+    )
     return p
 
 
@@ -155,8 +177,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         schedules = [generate(args.seed, i) for i in range(args.first, args.first + args.schedules)]
     config = RunnerConfig(speed=args.speed)
-    print(f"campaign: {len(schedules)} schedule(s), seed {args.seed}, {args.jobs} job(s), speed {args.speed:g}",
-          flush=True)
+    print(
+        f"campaign: {len(schedules)} schedule(s), seed {args.seed}, {args.jobs} job(s), speed {args.speed:g}",
+        flush=True,
+    )
     summary = run_campaign(schedules, min(args.jobs, len(schedules)), config, args.progress_every)
     if summary.failures:
         out = Path(args.failures)

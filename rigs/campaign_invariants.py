@@ -61,10 +61,14 @@ def check(obs: Observation, truth: dict[str, Any]) -> list[str]:
     problems: list[str] = [f"crash: {c}" for c in obs.crashes]
     problems += [f"failed: {f}" for f in obs.failures]
     ours = {t.transaction_id: t for t in obs.traces}
-    closed = {c["transaction_id"]: c for c in truth.get("closed_transactions", []) if c["transaction_id"] in ours}
+    closed = {
+        c["transaction_id"]: c for c in truth.get("closed_transactions", []) if c["transaction_id"] in ours
+    }
     if truth.get("open_transaction_id") or truth.get("transaction_state", 0) != 0:
-        problems.append(f"open: transaction {truth.get('open_transaction_id')!r} still open in the meter "
-                        f"(state {truth.get('transaction_state')})")
+        problems.append(
+            f"open: transaction {truth.get('open_transaction_id')!r} still open in the meter "
+            f"(state {truth.get('transaction_state')})"
+        )
     if truth.get("signing"):
         problems.append("open: the meter is still signing at the end of the schedule")
 
@@ -77,16 +81,21 @@ def check(obs: Observation, truth: dict[str, Any]) -> list[str]:
             if status == "OK" and call == "stop":
                 problems.append(f"failed: {call} of {asked_id} answered OK without a signed value")
             elif status != "OK" and call == "stop":
-                problems.append(f"failed: {call} of {asked_id} answered {status}: "
-                                f"{getattr(response, 'error', '')}")
+                problems.append(
+                    f"failed: {call} of {asked_id} answered {status}: {getattr(response, 'error', '')}"
+                )
             continue
         tx_id = by_record.get(text)
         if tx_id is None:
-            problems.append(f"invalid: {call} of {asked_id!r} returned a record the meter never signed "
-                            f"for this schedule: {text[:80]}...")
+            problems.append(
+                f"invalid: {call} of {asked_id!r} returned a record the meter never signed "
+                f"for this schedule: {text[:80]}..."
+            )
             continue
         if status != "OK":
-            problems.append(f"failed: {call} of {asked_id!r} returned the record of {tx_id} with status {status}")
+            problems.append(
+                f"failed: {call} of {asked_id!r} returned the record of {tx_id} with status {status}"
+            )
         if asked_id and asked_id != tx_id:
             problems.append(f"duplicated: {call} of {asked_id!r} returned the record of {tx_id}")
         delivered[tx_id].add(text)
@@ -99,8 +108,10 @@ def check(obs: Observation, truth: dict[str, Any]) -> list[str]:
                 problems.append(f"invalid: {tx_id} has a record but the meter has no such closed transaction")
             continue  # never reached the meter (start lost with the whole system): nothing to lose
         if not texts:
-            problems.append(f"lost: transaction {tx_id} (pagination {meter_tx['pagination']}) was signed by "
-                            "the meter but EvseManager never received its record")
+            problems.append(
+                f"lost: transaction {tx_id} (pagination {meter_tx['pagination']}) was signed by "
+                "the meter but EvseManager never received its record"
+            )
             continue
         if len(texts) > 1:
             problems.append(f"duplicated: transaction {tx_id} delivered {len(texts)} different records")
@@ -109,19 +120,24 @@ def check(obs: Observation, truth: dict[str, Any]) -> list[str]:
     paginations = sorted(c["pagination"] for c in closed.values())
     expected = list(range(obs.pagination_before + 1, int(truth.get("pagination", 0)) + 1))
     if paginations != expected:
-        problems.append(f"pagination: this schedule's transactions have numbers {paginations}, "
-                        f"the meter counted {expected} (gap or repeat)")
+        problems.append(
+            f"pagination: this schedule's transactions have numbers {paginations}, "
+            f"the meter counted {expected} (gap or repeat)"
+        )
 
     raised = sum(1 for kind, up in obs.errors if kind == "CommunicationFault" and up)
     cleared = sum(1 for kind, up in obs.errors if kind == "CommunicationFault" and not up)
     if raised != cleared:
-        problems.append(f"fault: CommunicationFault raised {raised} times, cleared {cleared} times "
-                        "after the meter came back")
+        problems.append(
+            f"fault: CommunicationFault raised {raised} times, cleared {cleared} times "
+            "after the meter came back"
+        )
     return problems
 
 
-def _check_record(tx_id: str, text: str, meter_tx: dict[str, Any], trace: TxTrace, public_key: str,
-                  ocmf: Any) -> list[str]:
+def _check_record(
+    tx_id: str, text: str, meter_tx: dict[str, Any], trace: TxTrace, public_key: str, ocmf: Any
+) -> list[str]:
     problems: list[str] = []
     result = ocmf.verify(text, public_key)
     if not result.valid:
@@ -132,14 +148,22 @@ def _check_record(tx_id: str, text: str, meter_tx: dict[str, Any], trace: TxTrac
     begin = int(readings[0].value * REGISTER_PER_KWH)
     end = int(readings[-1].value * REGISTER_PER_KWH)
     if (begin, end) != (meter_tx["begin_register"], meter_tx["end_register"]):
-        problems.append(f"energy: record of {tx_id} says {begin}..{end}, the meter's ground truth "
-                        f"{meter_tx['begin_register']}..{meter_tx['end_register']} (0.1 Wh)")
+        problems.append(
+            f"energy: record of {tx_id} says {begin}..{end}, the meter's ground truth "
+            f"{meter_tx['begin_register']}..{meter_tx['end_register']} (0.1 Wh)"
+        )
     if result.record.pagination != f"T{meter_tx['pagination']}":
-        problems.append(f"pagination: record of {tx_id} has PG {result.record.pagination}, "
-                        f"the meter T{meter_tx['pagination']}")
-    for name, value, low, high in (("begin", begin, trace.begin_low, trace.begin_high),
-                                   ("end", end, trace.end_low, trace.end_high)):
+        problems.append(
+            f"pagination: record of {tx_id} has PG {result.record.pagination}, "
+            f"the meter T{meter_tx['pagination']}"
+        )
+    for name, value, low, high in (
+        ("begin", begin, trace.begin_low, trace.begin_high),
+        ("end", end, trace.end_low, trace.end_high),
+    ):
         if low is None or high is None or not low <= value <= high:
-            problems.append(f"energy: {name} reading of {tx_id} is {value}, outside the ground truth "
-                            f"{low}..{high} around the command that took it")
+            problems.append(
+                f"energy: {name} reading of {tx_id} is {value}, outside the ground truth "
+                f"{low}..{high} around the command that took it"
+            )
     return problems

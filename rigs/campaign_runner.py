@@ -21,11 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from driver.errors import DriverError
 from rigs.campaign_invariants import Observation, TxTrace, check
 from rigs.campaign_schedule import FaultPlan, Schedule
 from rigs.campaign_wire import FaultWire
 from rigs.errors import RigError
 from rigs.evse_manager import EvseManager, status_name
+from simulator.errors import SimulatorError
 
 START_TIMEOUT_S = 20.0
 SETTLE_TIMEOUT_S = 20.0
@@ -68,8 +70,18 @@ class MeterProcess:
 
         self.workdir = workdir
         self.socket = str(workdir / "control.sock")
-        self.command = [*_meter_sim_command(), "--pty", "--speed", f"{speed:g}", "--state-dir",
-                        str(workdir / "state"), "--control", self.socket, "--seed", str(seed)]
+        self.command = [
+            *_meter_sim_command(),
+            "--pty",
+            "--speed",
+            f"{speed:g}",
+            "--state-dir",
+            str(workdir / "state"),
+            "--control",
+            self.socket,
+            "--seed",
+            str(seed),
+        ]
         self.control = ControlClient(self.socket, timeout=5.0)
         self.log_path = workdir / "meter-sim.log"
         self._log: IO[bytes] = open(self.log_path, "ab")
@@ -81,14 +93,17 @@ class MeterProcess:
     def start(self) -> str:
         """Start meter-sim; returns its driver-side pty path once its control socket answers."""
         Path(self.socket).unlink(missing_ok=True)
-        self.process = subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=self._log,
-                                        stdin=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            self.command, stdout=subprocess.PIPE, stderr=self._log, stdin=subprocess.DEVNULL
+        )
         assert self.process.stdout is not None
         line = self.process.stdout.readline().decode(errors="replace").strip()
         self.process.stdout.close()  # meter-sim prints nothing else on stdout
         if not line:
             code = self.process.wait(timeout=5)
-            raise RigError(f"campaign: meter-sim exited (code {code}) before printing its pty; see {self.log_path}")
+            raise RigError(
+                f"campaign: meter-sim exited (code {code}) before printing its pty; see {self.log_path}"
+            )
         self.path = line
         wait_until(self._answers, START_TIMEOUT_S, "the meter-sim control socket")
         return self.path
@@ -127,7 +142,9 @@ class MeterProcess:
                 self.process.kill()
                 self.process.wait(timeout=10)
             if self.process.returncode not in (0, -signal.SIGTERM):
-                self.unexpected_exits.append(f"meter-sim exited with code {self.process.returncode} on SIGTERM")
+                self.unexpected_exits.append(
+                    f"meter-sim exited with code {self.process.returncode} on SIGTERM"
+                )
             self.process = None
         self._log.close()
 
@@ -194,6 +211,7 @@ class CampaignRunner:
         self.evse: EvseManager | None = None
         self._instances: list[EvseManager] = []
         self.public_key: str | None = None
+        self.load_w = 0.0
 
     # ---- life cycle -----------------------------------------------------------------------------------
     def __enter__(self) -> CampaignRunner:
@@ -223,17 +241,27 @@ class CampaignRunner:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
     def _excepthook(self, args: threading.ExceptHookArgs) -> None:
-        self._thread_errors.append(f"thread {args.thread.name if args.thread else '?'} died: "
-                                   f"{args.exc_type.__name__}: {args.exc_value}")
+        self._thread_errors.append(
+            f"thread {args.thread.name if args.thread else '?'} died: "
+            f"{args.exc_type.__name__}: {args.exc_value}"
+        )
 
     def _new_driver(self) -> None:
         from driver import DriverConfig, PowermeterDriver
 
         c = self.config
-        self.driver = PowermeterDriver(DriverConfig(
-            port=self.wire.path, timeout=c.timeout, retries=c.retries, publish_interval=c.publish_interval,
-            command_timeout=c.command_timeout, busy_timeout=c.busy_timeout, backoff_initial=0.05,
-            backoff_max=0.4)).open()
+        self.driver = PowermeterDriver(
+            DriverConfig(
+                port=self.wire.path,
+                timeout=c.timeout,
+                retries=c.retries,
+                publish_interval=c.publish_interval,
+                command_timeout=c.command_timeout,
+                busy_timeout=c.busy_timeout,
+                backoff_initial=0.05,
+                backoff_max=0.4,
+            )
+        ).open()
         self.evse = EvseManager(self.driver, fail_on_powermeter_errors=False)
         self._instances.append(self.evse)
         if self.public_key is None:
@@ -254,6 +282,7 @@ class CampaignRunner:
                 self._active_faults += 1
             self._fired[plan.kind] = self._fired.get(plan.kind, 0) + 1
             self._faults.put(plan)
+
         self.wire.arm(plan.trigger, fire)
 
     @property
@@ -289,6 +318,8 @@ class CampaignRunner:
                 self._system_failure.set()
             pause.wait(plan.duration_s)
             self.wire.attach(self.meter.start())
+            # the car is still plugged in: a restarted meter-sim starts with no load, give it back
+            self.meter.control.set_load(power_w=self.load_w)
         self.wire.release()
 
     # ---- driver calls ---------------------------------------------------------------------------------
@@ -307,18 +338,25 @@ class CampaignRunner:
         deadline = time.monotonic() + CALL_TIMEOUT_S
         while worker.is_alive():
             if self._system_failure.is_set():
-                self._close_driver()  # the charger lost power: its driver is gone mid-command
-                worker.join(timeout=CALL_TIMEOUT_S)
-                return ABANDONED
+                return self._abandon(worker)
             if time.monotonic() > deadline:
                 raise RigError(f"campaign: a driver command did not return within {CALL_TIMEOUT_S:g} s")
             worker.join(timeout=POLL_S)
         if self._system_failure.is_set():
-            self._close_driver()
-            return ABANDONED
+            return self._abandon(worker)
         if "error" in box:
             raise _DriverRaised(f"driver raised {type(box['error']).__name__}: {box['error']}")
         return box["result"]
+
+    def _abandon(self, worker: threading.Thread) -> _Abandoned:
+        """The charger lost power: its driver is gone mid-command. Close it, let the command thread run
+        out, and close again (a request made meanwhile may have reopened the port)."""
+        driver = self.driver
+        self._close_driver()
+        worker.join(timeout=CALL_TIMEOUT_S)
+        if driver is not None:
+            driver.close()
+        return ABANDONED
 
     def _settle(self) -> None:
         """Wait for every fired fault to heal and the meter to answer its control socket with power on."""
@@ -327,10 +365,14 @@ class CampaignRunner:
 
     def _powered(self) -> bool:
         try:
-            return "energy_register" in self.meter.control.status() and \
-                self.meter.control.status().get("power") == "on"
+            status = self.meter.control.status()
         except Exception:
             return False
+        return "energy_register" in status and status.get("power") == "on"
+
+    def _set_load(self, power_w: float) -> None:
+        self.load_w = power_w
+        self.meter.control.set_load(power_w=power_w)
 
     def _energy(self) -> int:
         self._settle()
@@ -355,9 +397,11 @@ class CampaignRunner:
                 self._session(schedule, number, session.power_w, session.charge_register, obs)
         except _DriverRaised as exc:
             obs.crashes.append(str(exc))
+        except (RigError, SimulatorError, DriverError) as exc:
+            obs.failures.append(f"the rig could not carry the schedule on: {exc}")
         unfired = len(self.wire.disarm_all())
         self._settle()
-        self.meter.control.set_load(power_w=0)
+        self._set_load(0.0)
         self._finish(obs)
         self.meter.check_alive()
         obs.crashes += self.meter.unexpected_exits[exits_before:] + self._thread_errors[errors_before:]
@@ -365,22 +409,40 @@ class CampaignRunner:
         violations = check(obs, truth)
         lost = sum(1 for v in violations if v.startswith("lost"))
         duplicated = sum(1 for v in violations if v.startswith("duplicated"))
-        return ScheduleResult(schedule, violations, dict(self._fired), unfired, len(obs.traces), lost,
-                              duplicated, len(obs.crashes), time.monotonic() - began)
+        return ScheduleResult(
+            schedule,
+            violations,
+            dict(self._fired),
+            unfired,
+            len(obs.traces),
+            lost,
+            duplicated,
+            len(obs.crashes),
+            time.monotonic() - began,
+        )
 
-    def _session(self, schedule: Schedule, number: int, power_w: float, charge: int, obs: Observation) -> None:
+    def _session(
+        self, schedule: Schedule, number: int, power_w: float, charge: int, obs: Observation
+    ) -> None:
         from driver import TransactionReq
 
         tx_id = f"c{schedule.seed}-{schedule.index}-{number}-{os.getpid()}-{time.monotonic_ns() % 10**9}"
-        self.meter.control.set_load(power_w=power_w)
+        self._settle()
+        self._set_load(power_w)
         trace = TxTrace(tx_id, begin_low=self._energy())
         obs.traces.append(trace)
         obs.last_id = tx_id  # EvseManager stores the session id before it asks for the start
-        req = TransactionReq.from_dict({
-            "evse_id": "DE*MHL*E0001*1", "transaction_id": tx_id, "identification_status": "ASSIGNED",
-            "identification_flags": ["RFID_PLAIN"], "identification_type": "ISO14443",
-            "identification_level": "HEARSAY", "identification_data": f"TAG{schedule.index:08d}",
-        })
+        req = TransactionReq.from_dict(
+            {
+                "evse_id": "DE*MHL*E0001*1",
+                "transaction_id": tx_id,
+                "identification_status": "ASSIGNED",
+                "identification_flags": ["RFID_PLAIN"],
+                "identification_type": "ISO14443",
+                "identification_level": "HEARSAY",
+                "identification_data": f"TAG{schedule.index:08d}",
+            }
+        )
         assert self.evse is not None
         started = self._call(self.evse.start_session, req)
         if started is ABANDONED:
@@ -390,10 +452,15 @@ class CampaignRunner:
             return
         trace.begin_high = self._energy()
         if status_name(started.start_response) != "OK":
-            obs.failures.append(f"start of {tx_id} answered {status_name(started.start_response)}: "
-                                f"{started.start_response.error}")
-        wait_until(lambda: self._energy() >= trace.begin_high + charge, SETTLE_TIMEOUT_S,  # type: ignore[operator]
-                   f"{charge} x 0.1 Wh of charging")
+            obs.failures.append(
+                f"start of {tx_id} answered {status_name(started.start_response)}: "
+                f"{started.start_response.error}"
+            )
+        wait_until(
+            lambda: self._energy() >= trace.begin_high + charge,
+            SETTLE_TIMEOUT_S,  # type: ignore[operator]
+            f"{charge} x 0.1 Wh of charging",
+        )
         trace.end_low = self._energy()
         assert self.evse is not None
         response = self._call(self.evse.stop_session, started)

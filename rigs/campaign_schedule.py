@@ -18,18 +18,44 @@ from rigs.errors import RigError
 FAULT_KINDS = ("link", "power", "kill", "system")
 """link: the cable is cut; power: meter-sim's power switch; kill: SIGKILL of meter-sim and a restart on
 its state dir (power lost at an arbitrary instant of the process); system: the whole charger loses power
-(meter-sim killed, the driver instance abandoned, a new one boots with EvseManager's stop(last id), stop(""))."""
+(meter-sim killed, the driver instance abandoned, a new one boots with EvseManager's stop(last id),
+then stop(""))."""
 
 PHASES = ("request", "answer")
 MAX_SESSIONS = 4
 MAX_DURATION_S = 3.0
 # Request and answer lengths of each kind on the wire, to pick a byte inside the frame.
-_REQUEST_BYTES = {"start": 8, "stop": 8, "clear": 8, "fetch": 8, "ident": 249, "txid": 49, "state": 8,
-                  "record": 8}
-_ANSWER_BYTES = {"start": 8, "stop": 8, "clear": 8, "fetch": 8, "ident": 8, "txid": 8, "state": 63,
-                 "record": 255}
+_REQUEST_BYTES = {
+    "start": 8,
+    "stop": 8,
+    "clear": 8,
+    "fetch": 8,
+    "ident": 249,
+    "txid": 49,
+    "state": 8,
+    "record": 8,
+}
+_ANSWER_BYTES = {
+    "start": 8,
+    "stop": 8,
+    "clear": 8,
+    "fetch": 8,
+    "ident": 8,
+    "txid": 8,
+    "state": 63,
+    "record": 255,
+}
 # Where faults are aimed: the command path, weighted towards stop and the read-back of the record.
-_KIND_WEIGHTS = {"start": 3, "stop": 4, "ident": 1, "txid": 2, "state": 2, "record": 3, "clear": 1, "fetch": 1}
+_KIND_WEIGHTS = {
+    "start": 3,
+    "stop": 4,
+    "ident": 1,
+    "txid": 2,
+    "state": 2,
+    "record": 3,
+    "clear": 1,
+    "fetch": 1,
+}
 _FAULT_WEIGHTS = {"link": 4, "power": 3, "kill": 2, "system": 2}
 
 
@@ -39,7 +65,7 @@ class ScheduleError(RigError, ValueError):
 
 @dataclass(frozen=True)
 class SessionPlan:
-    """One charging session: the load while it runs and the energy to charge before the stop (0.1 Wh units)."""
+    """One charging session: the load while it runs, the energy charged before the stop (0.1 Wh units)."""
 
     power_w: float
     charge_register: int
@@ -83,18 +109,23 @@ class Schedule:
         for i, raw in enumerate(sessions):
             where = f"sessions[{i}]"
             s = _mapping(raw, where, {"power_w", "charge_register"})
-            plans.append(SessionPlan(_number(s, "power_w", where, 0, 50_000),
-                                     _int(s, "charge_register", where, 0, 1_000_000)))
+            plans.append(
+                SessionPlan(
+                    _number(s, "power_w", where, 0, 50_000), _int(s, "charge_register", where, 0, 1_000_000)
+                )
+            )
         fault_plans = []
         for i, raw in enumerate(faults):
             where = f"faults[{i}]"
             f = _mapping(raw, where, {"kind", "trigger", "duration_s"})
             kind = _choice(f, "kind", where, FAULT_KINDS)
             t = _mapping(f.get("trigger"), f"{where}.trigger", {"kind", "occurrence", "phase", "cut_after"})
-            trigger = Trigger(_choice(t, "kind", f"{where}.trigger", FRAME_KINDS),
-                              _int(t, "occurrence", f"{where}.trigger", 1, 1000),
-                              _choice(t, "phase", f"{where}.trigger", PHASES),
-                              _int(t, "cut_after", f"{where}.trigger", 0, 1000))
+            trigger = Trigger(
+                _choice(t, "kind", f"{where}.trigger", FRAME_KINDS),
+                _int(t, "occurrence", f"{where}.trigger", 1, 1000),
+                _choice(t, "phase", f"{where}.trigger", PHASES),
+                _int(t, "cut_after", f"{where}.trigger", 0, 1000),
+            )
             fault_plans.append(FaultPlan(kind, trigger, _number(f, "duration_s", where, 0, MAX_DURATION_S)))
         return cls(seed, index, tuple(plans), tuple(fault_plans))
 
@@ -120,9 +151,10 @@ class Schedule:
 def generate(seed: int, index: int) -> Schedule:
     """Schedule `index` of the campaign with `seed`: 1-3 sessions, 1-3 faults at random points."""
     rng = random.Random(f"meter-hil-campaign:{seed}:{index}")
-    sessions = tuple(SessionPlan(power_w=float(rng.choice((3_700, 7_400, 11_000, 22_000))),
-                                 charge_register=rng.randint(1, 40))
-                     for _ in range(rng.randint(1, 3)))
+    sessions = tuple(
+        SessionPlan(power_w=float(rng.choice((11_000, 22_000, 44_000))), charge_register=rng.randint(1, 12))
+        for _ in range(rng.randint(1, 3))
+    )
     faults = []
     for _ in range(rng.randint(1, 3)):
         fault = rng.choices(list(_FAULT_WEIGHTS), weights=list(_FAULT_WEIGHTS.values()))[0]
