@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -168,3 +169,60 @@ def test_driver_class_and_settings_are_checked_before_anything_starts(tmp_path, 
     spec = load_rig(write(tmp_path, text))
     with pytest.raises(RigFileError, match=message):
         driver_factory(spec)
+
+
+def test_a_new_feature_file_runs_with_the_existing_steps(tmp_path):
+    """A vendor's own .feature file, written only with the existing steps, is picked up and run."""
+    (tmp_path / "vendor.feature").write_text("""Feature: A vendor's own check
+  @R-STOP @R-INTEGRITY
+  Scenario: Two sessions in a row each get a verifying record
+    Given the charger has booted
+    And an identification of type "LOCAL"
+    When a session starts
+    Then the start is answered "OK"
+    When the session is stopped
+    Then the stop is answered "OK" with a signed meter value
+    And the signed meter value verifies against the meter's public key
+    Given an identification of type "EMAID"
+    When a session starts
+    Then the start is answered "OK"
+    When the session is stopped
+    Then the signed meter value verifies against the meter's public key
+    And the signed meter value holds the identification data sent
+""")
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "features/test_conformance.py",
+         "-o", f"bdd_features_base_dir={tmp_path}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "1 passed" in output and "Two sessions in a row" in output, output
+
+
+def test_the_suite_fails_a_driver_that_alters_the_signed_value(tmp_path):
+    """The checks can fail: a vendor driver that rewrites the end reading is caught by R-INTEGRITY."""
+    (tmp_path / "tampering_driver.py").write_text('''
+from driver import PowermeterDriver
+
+
+class TamperingDriver(PowermeterDriver):
+    def stop_transaction(self, transaction_id):
+        response = super().stop_transaction(transaction_id)
+        if response.signed_meter_value is not None:
+            smv = response.signed_meter_value
+            smv.signed_meter_data = smv.signed_meter_data.replace('"TX":"E","RV":', '"TX":"E","RV":1')
+        return response
+''')
+    rig = (ROOT / "rigs" / "virtual.toml").read_text().replace(
+        'class = "driver.PowermeterDriver"', 'class = "tampering_driver.TamperingDriver"')
+    assert "tampering_driver" in rig
+    rig_path = write(tmp_path, rig)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "features/test_conformance.py",
+         "--rig", str(rig_path), "-k", "started_and_stopped"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert "1 failed" in output and "the OCMF record does not verify" in output, output
+    assert "verdict FAIL" in output
