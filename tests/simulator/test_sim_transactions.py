@@ -255,10 +255,10 @@ def test_the_plain_profile_has_no_transactions(tmp_path):
 OPERATIONS = st.lists(st.sampled_from(["start", "stop", "clear", "run", "sign"]), min_size=1, max_size=8)
 
 
-@settings(max_examples=60, derandomize=True, database=None, deadline=None)
-@given(OPERATIONS, st.integers(min_value=0, max_value=40))
-def test_a_power_cut_at_any_write_step_loses_nothing_acknowledged(tmp_path_factory, operations, cut_at):
-    path = tmp_path_factory.mktemp("nv") / "meter-1.json"
+def run_until_cut(path, operations, cut_at):
+    """Run operations on a fresh meter, the power failing at write step `cut_at` (0: never).
+
+    Returns the meter (rebooted from its state file) and what was acknowledged before the cut."""
     steps = {"n": 0}
 
     def fault(step):
@@ -266,54 +266,69 @@ def test_a_power_cut_at_any_write_step_loses_nothing_acknowledged(tmp_path_facto
         if steps["n"] == cut_at:
             raise PowerCut(step)
 
-    meter = Meter(path) if cut_at == 0 else None
-    if meter is None:
-        try:
-            meter = Meter(path, fault=fault)
-        except PowerCut:
-            meter = Meter(path)  # the very first boot was cut: boot again
-    acked_open, acked_closed, acked_register = None, set(), 0
+    acked = {"open": None, "closed": set(), "register": 0, "closing": None}
+    try:
+        meter = Meter(path, fault=fault)
+    except PowerCut:
+        meter = None
     counter = 0
     try:
-        for op in operations:
+        for op in operations if meter is not None else []:
             if op == "start":
                 counter += 1
-                tx_id = f"tx-{counter}"
-                meter.write_ident(tx_id)
+                meter.write_ident(f"tx-{counter}")
                 if meter.command(1) is None and meter.model.engine.last_error == 0:
-                    acked_open = tx_id
-            elif op == "stop" and acked_open:
-                if meter.command(2, acked_open) is None and meter.model.engine.last_error == 0:
-                    acked_closed.add(acked_open)
-                    acked_open = None
+                    acked["open"] = f"tx-{counter}"
+            elif op == "stop" and acked["open"]:
+                acked["closing"] = acked["open"]  # in flight: either outcome is fine if the power fails
+                if meter.command(2, acked["open"]) is None and meter.model.engine.last_error == 0:
+                    acked["closed"].add(acked["open"])
+                    acked["open"] = None
             elif op == "clear":
+                acked["closing"] = acked["open"]
                 if meter.command(3) is None and meter.model.engine.last_error == 0:
-                    if acked_open:
-                        acked_closed.add(acked_open)
-                    acked_open = None
+                    if acked["open"]:
+                        acked["closed"].add(acked["open"])
+                    acked["open"] = None
             elif op == "run":
                 meter.run(120)
                 register = meter.model.energy_register()
                 meter.model.persist()
-                acked_register = max(acked_register, register)
+                acked["register"] = max(acked["register"], register)
             elif op == "sign":
                 meter.model.finish_signing()
     except PowerCut:
         pass
-    meter.fault = None
-    meter.power_cycle()
-    engine = meter.model.engine
-    if acked_open is not None:
-        assert engine.open is not None and engine.open.id == acked_open
-        assert meter.regs.read(0x0201, 1) == [2]
-    closed_ids = {r.transaction.id for r in engine.records}
-    assert acked_closed <= closed_ids, "an acknowledged stop was lost"
-    assert not engine.unsigned
-    for record in engine.records:
-        assert verify_record(record.ocmf, meter.public_key())
-    paginations = [r.transaction.pagination for r in engine.records]
-    assert paginations == sorted(set(paginations)), "a pagination number was used twice"
-    assert meter.model.energy_register() >= acked_register, "persisted energy was lost"
+    rebooted = Meter(path)  # power back: boot from whatever the state file holds
+    return rebooted, acked, steps["n"]
+
+
+@settings(max_examples=25, derandomize=True, database=None, deadline=None)
+@given(OPERATIONS)
+def test_a_power_cut_at_every_write_step_loses_nothing_acknowledged(tmp_path_factory, operations):
+    base = tmp_path_factory.mktemp("nv")
+    _, _, total_steps = run_until_cut(base / "uncut.json", operations, cut_at=0)
+    assert total_steps >= 5  # at least the first boot's write
+    for cut_at in range(1, total_steps + 1):
+        path = base / f"cut-{cut_at}.json"
+        meter, acked, _ = run_until_cut(path, operations, cut_at)
+        engine = meter.model.engine
+        closed_ids = {r.transaction.id for r in engine.records}
+        if acked["open"] is not None:
+            still_open = engine.open is not None and engine.open.id == acked["open"]
+            closed_unacknowledged = acked["closing"] == acked["open"] and acked["open"] in closed_ids
+            assert still_open or closed_unacknowledged, (
+                f"an acknowledged start was lost (cut at step {cut_at})"
+            )
+            if still_open:
+                assert meter.regs.read(0x0201, 1) == [2]
+        assert acked["closed"] <= closed_ids, f"an acknowledged stop was lost (cut at step {cut_at})"
+        assert not engine.unsigned
+        for record in engine.records:
+            assert verify_record(record.ocmf, meter.public_key())
+        paginations = [r.transaction.pagination for r in engine.records]
+        assert paginations == sorted(set(paginations)), "a pagination number was used twice"
+        assert meter.model.energy_register() >= acked["register"], "persisted energy was lost"
 
 
 def test_a_torn_state_file_write_leaves_the_old_state(tmp_path):
