@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import multiprocessing
 import sys
 import time
@@ -78,6 +79,7 @@ def run_schedules(schedules: list[Schedule], config: RunnerConfig | None = None)
 
 def _worker(args: tuple[list[Schedule], RunnerConfig, multiprocessing.Queue]) -> None:  # type: ignore[type-arg]
     schedules, config, results = args
+    logging.basicConfig(level=logging.ERROR)  # the driver's warnings are expected here by the thousand
     try:
         for result in run_schedules(schedules, config):
             results.put(result)

@@ -163,6 +163,10 @@ def generate(seed: int, index: int) -> Schedule:
         if phase == "request":
             # a whole request delivered and the fault at once would race the meter; stop one byte short
             cut_after = rng.randrange(_REQUEST_BYTES[kind])
+            if fault in ("kill", "system") and rng.random() < 0.3:
+                # the whole request, then SIGKILL while the meter works on it (maybe mid-NVRAM write):
+                # a real power loss at an arbitrary instant; which side of the write it lands on is luck
+                cut_after = _REQUEST_BYTES[kind]
         else:
             cut_after = rng.randint(0, _ANSWER_BYTES[kind])
         most = len(sessions) * (3 if kind == "record" else 1)
