@@ -84,7 +84,7 @@ class MeterModel:
         self._committed_wh = [0.0, 0.0, 0.0]
         self._commit_t = env.now
         self._power_w: PhasePower = (0.0, 0.0, 0.0)
-        self._persisted_register = 0
+        self._persisted_registers = (0, 0, 0, 0)
         self.clock_synchronised = False
         self.utc_offset_min = 0
         self._clock_base_utc = initial_utc
@@ -120,7 +120,7 @@ class MeterModel:
             raise
         except (KeyError, TypeError, ValueError) as exc:
             raise StateError(f"{where}: the meter state is damaged ({type(exc).__name__}: {exc})") from None
-        self._persisted_register = self.energy_register()
+        self._persisted_registers = self.energy_registers()
 
     def to_json(self) -> dict[str, Any]:
         """The whole non-volatile state."""
@@ -136,16 +136,22 @@ class MeterModel:
 
     def persist(self) -> None:
         """Write the non-volatile state now (atomically)."""
-        register = self.energy_register()
+        registers = self.energy_registers()
         if self.nvram is not None:
             self.nvram.save(self.to_json())
-        self._persisted_register = register
+        self._persisted_registers = registers
 
     def persist_if_ahead(self) -> None:
-        """Persist when the energy register moved past the stored value: call before serving energy,
+        """Persist when an energy register moved past the stored value: call before serving energy,
         so a restart never shows less energy than was served."""
-        if self.energy_register() > self._persisted_register:
+        if self.energy_registers() != self._persisted_registers:
             self.persist()
+
+    def energy_registers(self) -> tuple[int, int, int, int]:
+        """The total and per-phase energy registers (0.1 Wh) now."""
+        phases = self.energy_phases_wh()
+        l1, l2, l3 = (self.energy_register(wh) for wh in phases)
+        return (self.energy_register(math.fsum(phases)), l1, l2, l3)
 
     # ---- load and energy ------------------------------------------------------------------------------
     def set_load(self, load: LoadProfile) -> None:

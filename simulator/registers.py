@@ -289,6 +289,6 @@ class RegisterMap:
 
     def _phase_energy(self, index: int) -> Callable[[], float]:
         def get() -> float:
-            return math.floor(self.model.energy_phases_wh()[index] * 10 + 1e-9) * 0.1
+            return self.model.energy_registers()[index + 1] * 0.1
 
         return get
