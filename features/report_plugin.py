@@ -126,6 +126,15 @@ class ConformanceReport:
             if "[" in item.name:  # an outline's example: keep the parameters apart in the report
                 report.scenario_name += " [" + item.name.split("[", 1)[1]
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_report_teststatus(self, report: pytest.TestReport, config: pytest.Config) -> Any:
+        """In quiet mode a scenario gets its progress line instead of a dot."""
+        if getattr(report, "requirement_tags", None) is None or config.get_verbosity() > 0:
+            return None
+        if report.when == "call" or (report.when == "setup" and report.skipped):
+            return report.outcome, "", report.outcome.upper()
+        return None
+
     def pytest_runtest_logfinish(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
         result = self.results.get(nodeid)
         if result is None:
