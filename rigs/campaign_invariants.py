@@ -61,9 +61,12 @@ def check(obs: Observation, truth: dict[str, Any]) -> list[str]:
     problems: list[str] = [f"crash: {c}" for c in obs.crashes]
     problems += [f"failed: {f}" for f in obs.failures]
     ours = {t.transaction_id: t for t in obs.traces}
-    closed = {
-        c["transaction_id"]: c for c in truth.get("closed_transactions", []) if c["transaction_id"] in ours
-    }
+    signed_by_meter = [c for c in truth.get("closed_transactions", []) if c["transaction_id"] in ours]
+    closed = {c["transaction_id"]: c for c in signed_by_meter}
+    if len(closed) != len(signed_by_meter):
+        problems.append(
+            f"duplicated: the meter closed {len(signed_by_meter)} transactions for {len(closed)} session ids"
+        )
     if truth.get("open_transaction_id") or truth.get("transaction_state", 0) != 0:
         problems.append(
             f"open: transaction {truth.get('open_transaction_id')!r} still open in the meter "
@@ -72,7 +75,7 @@ def check(obs: Observation, truth: dict[str, Any]) -> list[str]:
     if truth.get("signing"):
         problems.append("open: the meter is still signing at the end of the schedule")
 
-    by_record = {c["ocmf"]: tx_id for tx_id, c in closed.items()}
+    by_record = {c["ocmf"]: c["transaction_id"] for c in signed_by_meter}
     delivered: dict[str, set[str]] = {tx_id: set() for tx_id in ours}
     for call, asked_id, response in obs.received:
         status = str(getattr(getattr(response, "status", None), "value", getattr(response, "status", None)))
@@ -117,7 +120,7 @@ def check(obs: Observation, truth: dict[str, Any]) -> list[str]:
             problems.append(f"duplicated: transaction {tx_id} delivered {len(texts)} different records")
         problems += _check_record(tx_id, next(iter(texts)), meter_tx, trace, obs.public_key, ocmf)
 
-    paginations = sorted(c["pagination"] for c in closed.values())
+    paginations = sorted(c["pagination"] for c in signed_by_meter)
     expected = list(range(obs.pagination_before + 1, int(truth.get("pagination", 0)) + 1))
     if paginations != expected:
         problems.append(
