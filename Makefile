@@ -44,3 +44,13 @@ conformance: $(STAMP)
 
 demo: RIG = rigs/virtual.toml
 demo: conformance
+
+# Benchmarks (bench/): each prints its tables and adds its figures to reports/bench.json.
+# Quick sizes by default (a few minutes in all); BENCH_ARGS=--full for longer, steadier runs.
+BENCH_ARGS ?= --quick
+
+bench: $(STAMP)
+	$(PY) bench/modbus_turnaround.py $(BENCH_ARGS)
+	$(PY) bench/wire_throughput.py $(BENCH_ARGS)
+	$(PY) bench/time_compression.py $(BENCH_ARGS)
+	$(PY) bench/conformance_suite.py $(BENCH_ARGS)
