@@ -1,0 +1,105 @@
+"""A small campaign against the real driver and a real meter-sim, replay, and the schedules that found bugs.
+
+The fast campaign (12 seeded schedules, 1 rig) is the `make test` share of `make campaign`.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rigs.campaign_runner import CampaignRunner
+from rigs.campaign_schedule import Schedule, generate
+
+ROOT = Path(__file__).resolve().parents[2]
+SMALL_SEED, SMALL_COUNT = 1, 12
+
+# Found by the campaign (seed 2, schedule 17): the answer to the start command is cut after 3 bytes.
+# pymodbus repeats the unanswered write (DriverConfig.retries=1), the meter already runs the transaction,
+# answers the repeat "already active", and the driver reports the start as failed although the meter
+# runs exactly the transaction asked for. See docs/reliability.md.
+START_ANSWER_LOST = {
+    "seed": 2, "index": 17,
+    "sessions": [{"power_w": 11000.0, "charge_register": 8}],
+    "faults": [{"kind": "link", "duration_s": 0.098,
+                "trigger": {"kind": "start", "occurrence": 1, "phase": "answer", "cut_after": 3}}],
+}
+
+
+@pytest.fixture(scope="module")
+def runner() -> Iterator[CampaignRunner]:
+    with CampaignRunner() as rig:
+        yield rig
+
+
+@pytest.mark.campaign
+def test_a_small_campaign_loses_and_duplicates_nothing(runner):
+    results = [runner.run(generate(SMALL_SEED, i)) for i in range(SMALL_COUNT)]
+    failures = {r.schedule.index: r.violations for r in results if r.violations}
+    assert failures == {}, json.dumps(failures, indent=1)
+    fired = Counter()
+    for r in results:
+        fired.update(r.faults_fired)
+    assert sum(r.transactions for r in results) >= SMALL_COUNT
+    assert set(fired) >= {"link", "power", "kill", "system"}, fired  # the schedules did hit every kind
+
+
+@pytest.mark.campaign
+def test_a_power_loss_while_the_meter_signs_loses_nothing(runner):
+    schedule = Schedule.from_json({
+        "seed": 0, "index": 1, "sessions": [{"power_w": 22000.0, "charge_register": 3}],
+        "faults": [{"kind": "power", "duration_s": 0.1,
+                    "trigger": {"kind": "stop", "occurrence": 1, "phase": "answer", "cut_after": 8}}],
+    })
+    result = runner.run(schedule)
+    assert result.violations == []
+    assert result.faults_fired == {"power": 1} and result.transactions == 1
+
+
+@pytest.mark.campaign
+def test_a_whole_system_failure_mid_record_read_back_is_recovered_at_boot(runner):
+    schedule = Schedule.from_json({
+        "seed": 0, "index": 2, "sessions": [{"power_w": 22000.0, "charge_register": 3}] * 2,
+        "faults": [{"kind": "system", "duration_s": 0.05,
+                    "trigger": {"kind": "record", "occurrence": 2, "phase": "answer", "cut_after": 100}}],
+    })
+    result = runner.run(schedule)
+    assert result.violations == []
+    assert result.faults_fired == {"system": 1} and result.transactions == 2
+
+
+@pytest.mark.campaign
+@pytest.mark.xfail(strict=True, reason="driver bug (docs/reliability.md): a start repeated by pymodbus "
+                   "after its answer was lost is reported UNEXPECTED_ERROR (powermeter.py _start_once)")
+def test_regression_start_answer_lost_then_repeated_by_the_link(runner):
+    result = runner.run(Schedule.from_json(START_ANSWER_LOST))
+    assert result.violations == []
+
+
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "rigs.campaign", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout, check=False)
+
+
+@pytest.mark.campaign
+def test_replay_runs_a_saved_schedule_and_prints_the_summary(tmp_path):
+    saved = tmp_path / "schedule.json"
+    saved.write_text(json.dumps({"schedule": generate(SMALL_SEED, 0).to_json(), "violations": []}))
+    done = run_cli("--replay", str(saved), "--jobs", "1", "--failures", str(tmp_path / "failures"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "schedules run: 1 (failed 0)" in done.stdout
+    assert "lost: 0; duplicated: 0; crashes: 0" in done.stdout
+
+
+def test_replay_of_a_bad_file_is_a_usage_error(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"seed": 1}))
+    done = run_cli("--replay", str(bad))
+    assert done.returncode == 2
+    assert "bad.json: schedule: missing field(s) faults, index, sessions" in done.stderr
