@@ -43,6 +43,23 @@ Feature: Communication loss between driver and meter
     And its begin and end energy agree with the meter's ground truth
     And the meter signed exactly one record for the transaction
 
+  @R-RECONNECT @R-INTEGRITY @link_control @ground_truth @load_control
+  Scenario: Garbled frames on a noisy link in the middle of a session
+    Given EvseManager does not stop sessions on powermeter errors
+    And the EV draws 22000 W
+    And an identification of type "EMAID"
+    When a session starts
+    Then the start is answered "OK"
+    When the link corrupts 5 in 1000 bytes
+    And the driver has published 4 readings
+    And the link is clean again
+    Then the link corrupted some bytes
+    And the imported energy never went backwards
+    When the session is stopped
+    Then the stop is answered "OK" with a signed meter value
+    And the signed meter value verifies against the meter's public key
+    And its begin and end energy agree with the meter's ground truth
+
   @R-FAULT @link_control
   Scenario: CommunicationFault is raised when the meter stops answering and cleared when it is back
     When the link is cut

@@ -290,6 +290,21 @@ def link_restored(rig: Rig) -> None:
     rig.link_up()
 
 
+@when(parsers.parse("the link corrupts {per_mille:d} in 1000 bytes"))
+def link_noise(rig: Rig, per_mille: int) -> None:
+    rig.set_link_noise(per_mille / 1000, seed=per_mille)
+
+
+@when("the link is clean again")
+def link_clean(rig: Rig) -> None:
+    rig.set_link_noise(0.0, seed=0)
+
+
+@then("the link corrupted some bytes")
+def link_corrupted_some(rig: Rig) -> None:
+    assert rig.link_bytes_corrupted() > 0, "the noise never hit a byte: the scenario tested nothing"
+
+
 @when("the link is cut as soon as the stop command reaches the meter")
 def link_cut_on_stop(rig: Rig) -> None:
     rig.cut_link_on_stop_command()

@@ -209,6 +209,16 @@ class Rig:
         self._need("link_control")
         self.proxy.restore()
 
+    def set_link_noise(self, rate: float, seed: int) -> None:
+        """Flip a bit in each byte on the link with probability `rate` (seeded); 0 makes it clean again."""
+        self._need("link_control")
+        self.proxy.set_corruption(rate, seed)
+
+    def link_bytes_corrupted(self) -> int:
+        """How many bytes the link has corrupted so far."""
+        self._need("link_control")
+        return int(self.proxy.stats["corrupted"])
+
     def cut_link_on_stop_command(self) -> None:
         """Arm a cut: the link goes down right after the next stop command reaches the meter, so the
         meter acts on it but its answer is lost. Where the meter's answers can be slowed, they are."""
