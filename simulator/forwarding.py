@@ -117,7 +117,8 @@ class Forwarder:
         self._wake()
 
     def on_bytes(self, callback: ByteCallback) -> None:
-        """Call callback(direction, data, monotonic_time) for every chunk delivered."""
+        """Call callback(direction, data, monotonic_time) for every chunk delivered; the time is when the
+        chunk finished crossing the (emulated) wire, so a wire log shows wire timing even under load."""
         with self._lock:
             self._callbacks.append(callback)
 
@@ -198,7 +199,7 @@ class Forwarder:
     def _deliver_due(self) -> None:
         now = time.monotonic()
         while self._queue and self._queue[0][0] <= now:
-            _, _, direction, data = heapq.heappop(self._queue)
+            due, _, direction, data = heapq.heappop(self._queue)
             with self._lock:
                 blocked = bool(self._blocked)
                 callbacks = list(self._callbacks)
@@ -209,10 +210,9 @@ class Forwarder:
             self.forwarded[direction] += written
             self.dropped[direction] += len(data) - written
             if written:
-                stamp = time.monotonic()
-                for callback in callbacks:
+                for callback in callbacks:  # stamped with the emulated wire time, not the thread's lateness
                     with contextlib.suppress(Exception):  # a broken wire log must not stop the wire
-                        callback(direction, data[:written], stamp)
+                        callback(direction, data[:written], due)
 
     @staticmethod
     def _write(fd: int, data: bytes) -> int:

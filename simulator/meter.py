@@ -69,8 +69,10 @@ class MeterModel:
         load: LoadProfile | None = None,
         phase_order: str = "cw",
         initial_utc: float = DEFAULT_UTC,
+        clock_rate: float = 1.0,
     ) -> None:
         self.env = env
+        self.clock_rate = clock_rate  # clock seconds per simulated second (meter-sim: 1/speed)
         self.profile = profile
         self.unit = unit
         self.serial = profile.serial_number(unit)
@@ -240,8 +242,14 @@ class MeterModel:
 
     # ---- clock ----------------------------------------------------------------------------------------
     def clock_utc(self) -> float:
-        """The meter's clock (UTC seconds); it runs with simulated time."""
-        return self._clock_base_utc + (self.env.now - self._clock_base_sim)
+        """The meter's clock (UTC seconds) now."""
+        return self.utc_at(self.env.now)
+
+    def utc_at(self, sim_s: float) -> float:
+        """The meter's clock at simulated time sim_s. With a speed-up (clock_rate 1/speed) the clock keeps
+        wall time while the physics runs faster, so a driver that sets the clock from its host stays in
+        step and begin/end times stay in order across a resync."""
+        return self._clock_base_utc + (sim_s - self._clock_base_sim) * self.clock_rate
 
     def set_clock(self, utc: float) -> None:
         """Set the clock; it is synchronised until the next power-up."""

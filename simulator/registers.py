@@ -233,7 +233,7 @@ class RegisterMap:
         def stop_time(which: str) -> float:
             earliest = eng.min_stop_sim_s()
             if which == "min" and earliest is not None:
-                return m.clock_utc() + (earliest - m.env.now)
+                return m.utc_at(earliest)
             return 0
 
         sources: dict[str, Callable[[], float | int | str | bytes | list[int]]] = {

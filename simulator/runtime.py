@@ -170,6 +170,7 @@ class MeterSim:
                 Nvram(self.state_path(unit)),
                 seed=self.seed,
                 load=self.load.build(self.profile.grid.nominal_voltage_v),
+                clock_rate=1.0 / self.speed,
                 phase_order=self.phase_order,
                 initial_utc=self.initial_utc,
             )
