@@ -8,6 +8,7 @@ the meter holds the open transaction and the last records, so every command firs
 
 from __future__ import annotations
 
+import importlib
 import logging
 import math
 import threading
@@ -407,6 +408,8 @@ class PowermeterDriver:
                 self._raise_error(ErrorType.VENDOR_ERROR, f"meter refuses to report measurements: {exc}")
             except DriverError as exc:
                 log.warning("publisher: %s", exc)
+            except Exception:  # a bug must not end publishing for the life of the charger
+                log.exception("publisher: unexpected failure; publishing carries on")
             else:
                 backoff = self.config.backoff_initial
                 self._clear_error(ErrorType.VENDOR_ERROR)
@@ -623,8 +626,8 @@ class PowermeterDriver:
         """The failed checks of the meter's record (empty when it verifies)."""
         if public_key is None:
             return ["the meter's public key could not be read"]
-        try:
-            from driver import ocmf  # written separately; imported late so the driver runs without it
+        try:  # written separately; imported late so the driver runs without it
+            ocmf = importlib.import_module("driver.ocmf")
         except ImportError:
             self._raise_error(
                 ErrorType.VENDOR_WARNING,

@@ -268,3 +268,47 @@ def test_the_unit_id_addresses_the_meter(make_driver):
         wrong.close()
     finally:
         meter.close()
+
+
+def test_a_meter_busy_past_the_budget_is_a_clear_error_and_the_stop_works_later(fresh_sim, make_driver):
+    drv = make_driver(fresh_sim.path, busy_timeout=0.05)
+    assert drv.start_transaction(request_for("drv-busy-2")).status is OK
+    drv._link.write(TRANSACTION_ID, encode_string("drv-busy-2", 20))  # a second master's stop:
+    drv._link.write(COMMAND, [2])  # the meter signs for 0.2 s, longer than the driver will wait
+    response = drv.stop_transaction("")
+    assert response.status is UNEXPECTED
+    assert "stayed busy for 0.05 s" in response.error
+    wait_for(lambda: not fresh_sim.status()["signing"], 5, "the meter to finish signing")
+    later = drv.stop_transaction("drv-busy-2")  # the repeated stop returns the stored record
+    assert later.status is OK, later.error
+    assert ocmf.verify(later.signed_meter_value.signed_meter_data, drv.public_key_ocmf).valid
+
+
+def test_a_record_that_does_not_verify_is_reported_and_passed_on_unchanged(fresh_sim, make_driver):
+    """The meter's key register is taken to hold another key: its records then fail the signature check."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    drv = make_driver(fresh_sim.path)
+    other = ec.derive_private_key(12345, ec.SECP256R1()).public_key()
+    drv._public_key_der = other.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    assert drv.start_transaction(request_for("drv-bad-sig")).status is OK
+    response = drv.stop_transaction("drv-bad-sig")
+    assert response.status is UNEXPECTED
+    assert "does not verify" in response.error
+    assert "signature" in response.error
+    truth = next(t for t in fresh_sim.status()["closed_transactions"] if t["transaction_id"] == "drv-bad-sig")
+    assert response.signed_meter_value.signed_meter_data == truth["ocmf"]
+
+
+def test_without_the_verifier_records_pass_with_a_vendor_warning(fresh_sim, make_driver, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "driver.ocmf", None)  # import driver.ocmf now raises ImportError
+    drv = make_driver(fresh_sim.path)
+    assert drv.start_transaction(request_for("drv-no-verifier")).status is OK
+    response = drv.stop_transaction("drv-no-verifier")
+    assert response.status is OK, response.error
+    warnings = [e for e in drv.active_errors if e.type is ErrorType.VENDOR_WARNING]
+    assert len(warnings) == 1
+    assert "unverified" in warnings[0].message
