@@ -14,6 +14,12 @@ Feature: The live Powermeter dataset
     And the imported energy never went backwards
     And the readings show power drawn on the phases
 
+  @R-LIVE @R-INTEGRITY @load_control @ground_truth
+  Scenario: The published values are the meter's, correctly scaled
+    Given the EV draws 11000 W
+    When the driver has published 3 readings
+    Then the last reading agrees with the meter's ground truth
+
   @R-LIVE @phase_control
   Scenario: A counter-clockwise phase rotation sets phase_seq_error
     When the phase order becomes "ccw"

@@ -440,6 +440,29 @@ def readings_show_power(ctx: Context) -> None:
     assert last.current_A is not None and last.current_A.L1, f"current: {last.current_A}"
 
 
+@then("the last reading agrees with the meter's ground truth")
+def reading_agrees_with_ground_truth(rig: Rig, ctx: Context) -> None:
+    """Catches a wrong scale or word order in the driver's decoding: the meter side knows the truth."""
+    arrived, reading = ctx.readings[-1]
+    truth = rig.ground_truth()
+    age_h = (time.monotonic() - arrived) / 3600 * rig.spec.meter.speed
+    energy = reading.energy_Wh_import.total
+    # The reading was taken before `truth`: at most the energy counted since then separates them.
+    assert truth["energy_wh"] - truth["power_w"] * age_h - 0.2 <= energy <= truth["energy_wh"] + 0.1, (
+        f"published energy {energy} Wh, the meter counts {truth['energy_wh']:.3f} Wh")
+    assert reading.power_W is not None and reading.power_W.total is not None
+    assert abs(reading.power_W.total - truth["power_w"]) <= 0.02 * truth["power_w"] + 1, (
+        f"published power {reading.power_W.total} W, the meter draws {truth['power_w']:.1f} W")
+    phases = (reading.power_W.L1, reading.power_W.L2, reading.power_W.L3)
+    for published, real in zip(phases, truth["power_phases_w"], strict=True):
+        assert published is not None and abs(published - real) <= 0.02 * real + 1, (
+            f"per-phase power {phases}, the meter's {truth['power_phases_w']}")
+    volts = (reading.voltage_V.L1, reading.voltage_V.L2, reading.voltage_V.L3) if reading.voltage_V else ()
+    assert len(volts) == 3 and all(v is not None for v in volts), f"voltages missing: {reading.voltage_V}"
+    for published, real in zip(volts, truth["voltages_v"], strict=True):
+        assert abs(published - real) <= 0.01 * real, f"voltages {volts}, the meter's {truth['voltages_v']}"
+
+
 @when(parsers.parse('the phase order becomes "{order}"'))
 def phase_order(rig: Rig, ctx: Context, order: str) -> None:
     rig.set_phase_order(order)
