@@ -54,3 +54,10 @@ bench: $(STAMP)
 	$(PY) bench/wire_throughput.py $(BENCH_ARGS)
 	$(PY) bench/time_compression.py $(BENCH_ARGS)
 	$(PY) bench/conformance_suite.py $(BENCH_ARGS)
+
+# Fault campaign (rigs/campaign.py, docs/reliability.md): SCHEDULES seeded schedules of sessions with link
+# drops, power losses, meter-sim kills and whole-system failures, on 2 rigs in parallel. Failing schedules
+# are saved under reports/campaign/ for `python -m rigs.campaign --replay FILE`.
+campaign: $(STAMP)
+	$(PY) -m rigs.campaign --schedules $(or $(SCHEDULES),500) --seed $(or $(SEED),1) --jobs 2 \
+		--failures reports/campaign
