@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from drv_support import SimMeter, request_for, wait_for
 
-from driver import CommunicationError, ErrorType, TransactionRequestStatus, ocmf
+from driver import CommunicationError, ErrorType, MeterExceptionError, TransactionRequestStatus, ocmf
 from driver.registers import COMMAND, TRANSACTION_ID, encode_string
 
 OK = TransactionRequestStatus.OK
@@ -312,3 +312,29 @@ def test_without_the_verifier_records_pass_with_a_vendor_warning(fresh_sim, make
     warnings = [e for e in drv.active_errors if e.type is ErrorType.VENDOR_WARNING]
     assert len(warnings) == 1
     assert "unverified" in warnings[0].message
+
+
+def test_a_meter_that_refuses_measurement_reads_raises_vendor_error(tmp_path, make_driver):
+    """A profile without the phase_sequence register: the 60-register measurement read gets exception 02."""
+    from simulator.profiles import __file__ as profiles_init
+
+    reference = Path(profiles_init).with_name("reference.toml").read_text()
+    entry = '[[register]]\nname = "phase_sequence"\n'
+    start = reference.index(entry)
+    end = reference.index("[[register]]", start + len(entry))
+    profile = tmp_path / "no-phase-sequence.toml"
+    profile.write_text(reference[:start] + reference[end:])
+    meter = SimMeter(profile=str(profile))
+    try:
+        drv = make_driver(meter.path, publish_interval=0.05)
+        errors = ErrorLog()
+        drv.subscribe_errors(errors)
+        wait_for(lambda: errors.seen(ErrorType.VENDOR_ERROR, True), 5, "VendorError raised")
+        assert COMM not in [e.type for e in drv.active_errors]
+        with pytest.raises(MeterExceptionError, match="exception 02"):
+            drv.read_powermeter()
+        assert drv.start_transaction(request_for("drv-vendor-1")).status is OK
+        assert drv.stop_transaction("drv-vendor-1").status is OK
+    finally:
+        drv.close()
+        meter.close()
