@@ -148,7 +148,8 @@ def test_a_random_storm_of_bad_answers_never_escapes_as_anything_but_driver_erro
                 assert reading.voltage_V.L1 == pytest.approx(230.12)  # never data from a bad answer
         responder.script.clear()
         assert meter.read_powermeter().voltage_V.L1 == pytest.approx(230.12)
-    assert outcomes["ok"] and outcomes["CommunicationError"] and outcomes["MeterExceptionError"], outcomes
+    # which reads come through depends on how pymodbus resynchronises after garbage: only the kinds are fixed
+    assert outcomes["CommunicationError"] and outcomes["MeterExceptionError"], outcomes
 
 
 def test_the_publisher_raises_communication_fault_and_clears_it(responder):
