@@ -117,3 +117,45 @@ def test_a_silent_port_is_one_line_and_exit_1(tmp_path):
     assert result.stdout == ""
     assert len(result.stderr.strip().splitlines()) == 1
     assert result.stderr.startswith("meter-driver: no answer from unit 1")
+
+
+def test_watch_on_a_terminal_rewrites_one_live_line(sim):
+    import os
+    import pty
+    import select
+    import time
+
+    master, slave = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [METER_DRIVER, "--port", sim.path, "read", "--watch", "--interval", "0.05", "--count", "3"],
+            stdout=slave,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+        )
+        os.close(slave)
+        slave = -1
+        output = b""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:  # EIO: the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                output += chunk
+            elif process.poll() is not None:
+                break
+        assert process.wait(timeout=10) == 0, process.stderr.read()
+        process.stderr.close()
+    finally:
+        os.close(master)
+        if slave >= 0:
+            os.close(slave)
+    text = output.decode().replace("\r\n", "\n")  # the terminal turns the final newline into CR LF
+    assert text.count("\r") == 3
+    assert text.count(" Wh ") == 3
+    assert text.rstrip("\r\n").count("\n") == 0  # one line, rewritten in place
