@@ -81,6 +81,9 @@ class DriverConfig:
     utc_offset_minutes: int | None = None
     """Written to clock_utc_offset together with the clock when given."""
 
+    def __post_init__(self) -> None:
+        self.validate()
+
     def validate(self) -> None:
         """ConfigurationError naming the first setting that is wrong."""
         if not isinstance(self.port, str) or not self.port:

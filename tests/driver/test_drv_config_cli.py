@@ -29,7 +29,12 @@ METER_DRIVER = [str(Path(sys.executable).with_name("meter-driver"))]
 )
 def test_a_wrong_setting_is_named(change, field):
     with pytest.raises(ConfigurationError, match=f"^{field}:"):
-        PowermeterDriver(DriverConfig(**{"port": "/dev/null", **change}))
+        DriverConfig(**{"port": "/dev/null", **change})
+    config = DriverConfig(port="/dev/null")
+    for name, value in change.items():
+        setattr(config, name, value)  # changed after construction: the driver checks again
+    with pytest.raises(ConfigurationError, match=f"^{field}:"):
+        PowermeterDriver(config)
 
 
 def test_open_on_a_missing_device_names_it():
