@@ -16,6 +16,7 @@ import threading
 import serial
 from pymodbus import FramerType, ModbusException
 from pymodbus.client import ModbusSerialClient
+from pymodbus.exceptions import ModbusIOException
 from pymodbus.pdu import ExceptionResponse
 
 from driver.errors import CommunicationError, ConfigurationError, MeterExceptionError
@@ -64,6 +65,8 @@ class ModbusLink:
     ) -> None:
         self.port = port
         self.unit = unit
+        self._timeout = timeout
+        self._attempts = retries + 1
         self._lock = threading.Lock()
         if parity != "N" and is_pseudo_terminal(port):
             # A pty carries bytes, not bits: parity means nothing there, and some kernels refuse PARENB
@@ -138,6 +141,11 @@ class ModbusLink:
         with self._lock:
             try:
                 response = request()  # type: ignore[operator]
+            except ModbusIOException:
+                raise CommunicationError(
+                    f"no answer from unit {self.unit} on {self.port} to {what} at 0x{address:04X} "
+                    f"({self._attempts} attempt{'s' if self._attempts > 1 else ''} of {self._timeout:g} s)"
+                ) from None
             except (ModbusException, serial.SerialException, OSError) as exc:
                 raise CommunicationError(
                     f"no answer from unit {self.unit} on {self.port} to {what} at 0x{address:04X}: {exc}"
