@@ -554,9 +554,12 @@ class PowermeterDriver:
         )
         separate_begin = self._ensure_identity()["capabilities"] & reg.CAP_SEPARATE_BEGIN
         if fresh and separate_begin and state["result_length"]:
-            record = self._read_record(state)
-            response.signed_meter_value = self._signed(record)
-            self._begin_records[transaction_id] = response.signed_meter_value
+            # Only a record made by this start counts: the buffer may still hold the last stop's record.
+            if state["result_pagination"] == self._read_block(reg.STATUS)["pagination"]:
+                response.signed_meter_value = self._signed(self._read_record(state))
+                self._begin_records[transaction_id] = response.signed_meter_value
+            else:
+                log.info("meter signs begin records separately but left none for %r", transaction_id)
         return response
 
     def _stop_once(self, transaction_id: str) -> TransactionStopResponse:

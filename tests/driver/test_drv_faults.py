@@ -338,3 +338,29 @@ def test_a_meter_that_refuses_measurement_reads_raises_vendor_error(tmp_path, ma
     finally:
         drv.close()
         meter.close()
+
+
+def test_a_stale_result_buffer_is_not_taken_for_a_begin_record(tmp_path, make_driver):
+    """capabilities bit 1 set, but the meter (this simulator) leaves the last stop's record in the buffer."""
+    from simulator.profiles import __file__ as profiles_init
+
+    reference = Path(profiles_init).with_name("reference.toml").read_text()
+    assert "separate_begin_end = false" in reference
+    profile = tmp_path / "separate.toml"
+    profile.write_text(reference.replace("separate_begin_end = false", "separate_begin_end = true", 1))
+    meter = SimMeter(profile=str(profile))
+    try:
+        drv = make_driver(meter.path)
+        assert drv.start_transaction(request_for("drv-sep-1")).status is OK
+        first = drv.stop_transaction("drv-sep-1")
+        assert first.status is OK, first.error
+        started = drv.start_transaction(request_for("drv-sep-2"))
+        assert started.status is OK, started.error
+        assert started.signed_meter_value is None  # the buffer holds drv-sep-1's record, not a begin
+        second = drv.stop_transaction("drv-sep-2")
+        assert second.status is OK, second.error
+        assert second.start_signed_meter_value is None
+        assert second.signed_meter_value.signed_meter_data != first.signed_meter_value.signed_meter_data
+    finally:
+        drv.close()
+        meter.close()
