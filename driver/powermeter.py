@@ -441,6 +441,11 @@ class PowermeterDriver:
                 return TransactionStartResponse(TransactionRequestStatus.NOT_SUPPORTED, error=str(exc))
             except DriverError as exc:
                 return TransactionStartResponse(TransactionRequestStatus.UNEXPECTED_ERROR, error=str(exc))
+            except Exception as exc:  # a driver bug is answered, not thrown at EvseManager
+                log.exception("start_transaction failed unexpectedly")
+                return TransactionStartResponse(
+                    TransactionRequestStatus.UNEXPECTED_ERROR, error=f"driver failure: {exc!r}"
+                )
 
     def stop_transaction(self, transaction_id: str) -> TransactionStopResponse:
         """Stop one transaction and return its signed record; "" clears every pending transaction."""
@@ -457,6 +462,11 @@ class PowermeterDriver:
                 return TransactionStopResponse(TransactionRequestStatus.NOT_SUPPORTED, error=str(exc))
             except DriverError as exc:
                 return TransactionStopResponse(TransactionRequestStatus.UNEXPECTED_ERROR, error=str(exc))
+            except Exception as exc:  # a driver bug is answered, not thrown at EvseManager
+                log.exception("stop_transaction failed unexpectedly")
+                return TransactionStopResponse(
+                    TransactionRequestStatus.UNEXPECTED_ERROR, error=f"driver failure: {exc!r}"
+                )
 
     def _persist(self, what: str, attempt: Callable[[], T]) -> T:
         """Run an idempotent command attempt until it works, the link stays down too long, or busy lasts."""
