@@ -47,7 +47,7 @@ def test_link_loss_is_noticed_reported_cleared_and_the_session_still_gets_its_re
     link.cut()
     wait_for(lambda: errors.seen(COMM, True), 5, "CommunicationFault raised")
     noticed = time.monotonic() - cut_at
-    bound = 0.1 + 0.3 * (0 + 1) + 1.0  # publish_interval + timeout x (retries + 1) + scheduling slack
+    bound = 0.1 + 0.3 * (0 + 1) + 2.0  # publish_interval + timeout x (retries + 1) + scheduling slack
     assert noticed <= bound, f"link loss noticed after {noticed:.2f} s, bound {bound:.2f} s"
     assert [e.type for e in drv.active_errors] == [COMM]
     link.restore()
@@ -69,7 +69,7 @@ def test_stop_while_the_link_is_down_fails_in_bounded_time_then_succeeds(fresh_s
     assert response.status is UNEXPECTED
     assert "not reachable for 1 s" in response.error
     assert response.signed_meter_value is None
-    assert 1.0 <= took <= 1.0 + 0.3 + 1.5, f"stop gave up after {took:.2f} s"
+    assert 1.0 <= took <= 1.0 + 0.3 + 2.5, f"stop gave up after {took:.2f} s"
     assert fresh_sim.status()["open_transaction_id"] == "drv-down-1"  # nothing happened to the meter
     link.restore()
     response = drv.stop_transaction("drv-down-1")
