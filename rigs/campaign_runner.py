@@ -209,7 +209,6 @@ class CampaignRunner:
         self._executor = threading.Thread(target=self._run_faults, name="campaign-faults", daemon=True)
         self.driver: Any = None
         self.evse: EvseManager | None = None
-        self._instances: list[EvseManager] = []
         self.public_key: str | None = None
         self.load_w = 0.0
 
@@ -261,9 +260,10 @@ class CampaignRunner:
                 backoff_initial=0.05,
                 backoff_max=0.4,
             )
-        ).open()
+        )
+        # EvseManager subscribes first, so a fault raised while the driver opens is seen too
         self.evse = EvseManager(self.driver, fail_on_powermeter_errors=False)
-        self._instances.append(self.evse)
+        self.driver.open()
         if self.public_key is None:
             self.public_key = self.driver.public_key_ocmf
 
@@ -506,8 +506,10 @@ class CampaignRunner:
             wait_until(cleared, SETTLE_TIMEOUT_S, "the CommunicationFault to clear")
         except RigError:
             pass  # reported by the invariant below
-        obs.errors = [(e.type, e.raised) for e in evse.events.errors]
-        evse.events.errors.clear()
+        events = evse.events.errors
+        taken = len(events)  # an event appended meanwhile stays for the next schedule
+        obs.errors = [(e.type, e.raised) for e in events[:taken]]
+        del events[:taken]
 
 
 class _DriverRaised(RigError):
