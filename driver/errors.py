@@ -5,8 +5,12 @@ class DriverError(Exception):
     """Base of every error the driver raises."""
 
 
-class ConfigurationError(DriverError):
-    """A setting is wrong (port, baud rate, parity, unit id); the message names it."""
+class ConfigurationError(DriverError, ValueError):
+    """A setting is wrong (port, baud rate, parity, unit id); the message names it.
+
+    Also a ValueError, like RequestError, so code that builds a DriverConfig from a file can catch
+    bad values the usual way.
+    """
 
 
 class RequestError(DriverError, ValueError):

@@ -105,3 +105,8 @@ def test_cli_unknown_flag_is_refused_by_the_parser(capsys):
         build_parser().parse_args(["--port", "p", "start", "--transaction-id", "t", "--id-flag", "NFC"])
     assert caught.value.code == 2
     assert "NFC" in capsys.readouterr().err
+
+
+def test_a_bad_setting_is_also_a_value_error_for_file_loaders():
+    with pytest.raises(ValueError, match=r"^timeout: -1 is not a positive number of seconds"):
+        DriverConfig(port="/dev/null", timeout=-1)
