@@ -71,6 +71,8 @@ def _cell(value: object) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     if isinstance(value, float):
+        if abs(value) < 1e-9:
+            value = 0.0  # float noise around zero (e.g. a delay the wire model hid completely)
         if value == 0 or 0.01 <= abs(value) < 1e6:
             return f"{value:,.3g}" if abs(value) < 100 else f"{value:,.0f}"
         return f"{value:.3g}"
