@@ -148,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--first", type=int, default=0, help="index of the first schedule (default 0)")
     p.add_argument("--jobs", type=int, default=2, help="rigs run in parallel, each with its own meter-sim")
     p.add_argument(
-        "--speed", type=float, default=1.0, help="meter-sim speed factor (see docs/reliability.md)"
+        "--speed", type=float, default=60.0, help="meter-sim speed factor (default 60)"
     )
     p.add_argument(
         "--failures",

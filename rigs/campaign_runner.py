@@ -161,7 +161,7 @@ class MeterProcess:
 class RunnerConfig:
     """Knobs of a campaign rig; the defaults keep a schedule to a few seconds."""
 
-    speed: float = 1.0
+    speed: float = 60.0
     sim_seed: int = 11
     timeout: float = 0.1
     retries: int = 1

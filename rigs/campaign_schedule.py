@@ -152,7 +152,7 @@ def generate(seed: int, index: int) -> Schedule:
     """Schedule `index` of the campaign with `seed`: 1-3 sessions, 1-3 faults at random points."""
     rng = random.Random(f"meter-hil-campaign:{seed}:{index}")
     sessions = tuple(
-        SessionPlan(power_w=float(rng.choice((11_000, 22_000, 44_000))), charge_register=rng.randint(1, 12))
+        SessionPlan(power_w=float(rng.choice((11_000, 22_000, 44_000))), charge_register=rng.randint(1, 200))
         for _ in range(rng.randint(1, 3))
     )
     faults = []
