@@ -38,6 +38,7 @@ class Summary:
     duplicated: int = 0
     crashes: int = 0
     faults: Counter[str] = field(default_factory=Counter)
+    points: Counter[str] = field(default_factory=Counter)
     faults_unfired: int = 0
     seconds: float = 0.0
     failures: list[ScheduleResult] = field(default_factory=list)
@@ -49,6 +50,7 @@ class Summary:
         self.duplicated += result.duplicated
         self.crashes += result.crashes
         self.faults.update(result.faults_fired)
+        self.points.update(result.points_fired)
         self.faults_unfired += result.faults_unfired
         if not result.ok:
             self.failed += 1
@@ -60,6 +62,7 @@ class Summary:
             f"schedules run: {self.schedules} (failed {self.failed}) in {self.seconds:.0f} s\n"
             f"faults injected: {sum(self.faults.values())} ({by_kind}); armed but not reached: "
             f"{self.faults_unfired}\n"
+            f"fault points: {', '.join(f'{k} {v}' for k, v in sorted(self.points.items())) or 'none'}\n"
             f"transactions: {self.transactions}; lost: {self.lost}; duplicated: {self.duplicated}; "
             f"crashes: {self.crashes}"
         )

@@ -184,6 +184,8 @@ class ScheduleResult:
     duplicated: int = 0
     crashes: int = 0
     seconds: float = 0.0
+    points_fired: dict[str, int] = field(default_factory=dict)
+    """Where the fired faults hit: "<request kind>/<phase>" -> count."""
 
     @property
     def ok(self) -> bool:
@@ -399,7 +401,15 @@ class CampaignRunner:
             obs.crashes.append(str(exc))
         except (RigError, SimulatorError, DriverError) as exc:
             obs.failures.append(f"the rig could not carry the schedule on: {exc}")
-        unfired = len(self.wire.disarm_all())
+        left = self.wire.disarm_all()
+        unfired = len(left)
+        points: dict[str, int] = {}
+        for plan in schedule.faults:
+            if plan.trigger in left:
+                left.remove(plan.trigger)
+            else:
+                where = f"{plan.trigger.kind}/{plan.trigger.phase}"
+                points[where] = points.get(where, 0) + 1
         self._settle()
         self._set_load(0.0)
         self._finish(obs)
@@ -419,6 +429,7 @@ class CampaignRunner:
             duplicated,
             len(obs.crashes),
             time.monotonic() - began,
+            points,
         )
 
     def _session(
