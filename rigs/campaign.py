@@ -13,6 +13,7 @@ import argparse
 import json
 import logging
 import multiprocessing
+import queue
 import sys
 import time
 from collections import Counter
@@ -88,7 +89,10 @@ def _worker(args: tuple[list[Schedule], RunnerConfig, multiprocessing.Queue]) ->
             results.put(result)
     except RigError as exc:
         results.put(f"rig failed: {exc}")
-    results.put(None)
+    except Exception as exc:  # a bug of the rig itself: report it, the other rigs carry on
+        results.put(f"rig failed: {type(exc).__name__}: {exc}")
+    finally:
+        results.put(None)
 
 
 def run_campaign(
@@ -110,7 +114,14 @@ def run_campaign(
     running = len(workers)
     try:
         while running:
-            item = results.get()
+            try:
+                item = results.get(timeout=5)
+            except queue.Empty:
+                if not any(w.is_alive() for w in workers):
+                    print("campaign: every rig process is gone", file=out, flush=True)  # type: ignore[call-overload]
+                    summary.crashes += 1
+                    break
+                continue
             if item is None:
                 running -= 1
                 continue
