@@ -35,8 +35,8 @@ SAMPLE_S = 0.05
 RUN_TIMEOUT_S = 900.0
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 GOAL_WALL_S = 120.0
-QUICK_FACTORS = [16.0, 60.0]  # searched upwards; the search stops at the first factor that loses a scenario
-FULL_FACTORS = [2.0, 4.0, 8.0, 16.0, 30.0, 60.0, 120.0, 300.0]
+QUICK_FACTORS = [60.0, 600.0]  # searched upwards; the search stops at the first factor that loses a scenario
+FULL_FACTORS = [2.0, 4.0, 8.0, 16.0, 30.0, 60.0, 120.0, 300.0, 1200.0, 3600.0]
 
 
 @dataclass
