@@ -29,7 +29,7 @@ from benchlib import (
     size_args,
     write_report,
 )
-from pymodbus import FramerType
+from pymodbus import FramerType, ModbusException
 from pymodbus.client import ModbusSerialClient
 from rtu_client import RtuClient, read_request
 
@@ -83,7 +83,10 @@ class Clients:
 
         def one() -> float:
             start = time.perf_counter()
-            reply = self.pymodbus.read_holding_registers(BLOCK, count=count, device_id=UNIT)
+            try:
+                reply = self.pymodbus.read_holding_registers(BLOCK, count=count, device_id=UNIT)
+            except ModbusException as exc:
+                raise BenchError(f"pymodbus client: no answer to a {count}-register read: {exc}") from None
             elapsed = time.perf_counter() - start
             if reply.isError() or len(reply.registers) != count:
                 raise BenchError(f"pymodbus client: bad reply {reply}")
@@ -92,6 +95,7 @@ class Clients:
 
 
 def run(full: bool) -> dict[str, object]:
+    """Start the three servers, warm up, then interleaved rounds of timed batches."""
     rounds = 10 if full else 4
     per_batch = {"raw": 500 if full else 150, "pymodbus": 200 if full else 50}
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
