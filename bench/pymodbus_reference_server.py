@@ -30,7 +30,10 @@ def parse_values(text: str) -> list[int]:
     """Comma-separated register values 0..65535; ValueError naming the bad one."""
     values = []
     for item in text.split(","):
-        value = int(item)
+        try:
+            value = int(item)
+        except ValueError:
+            raise ValueError(f"{item!r} is not an integer") from None
         if not 0 <= value <= 0xFFFF:
             raise ValueError(f"register value {value} is outside 0..65535")
         values.append(value)
