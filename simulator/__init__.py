@@ -1,13 +1,14 @@
 """The simulated Eichrecht meter: SimPy model, register map profiles, Modbus RTU server, serial links."""
 
 from .control import ControlClient
-from .errors import ControlError, PortError, ProfileError, SimulatorError, StateError
+from .errors import ControlError, LaunchError, PortError, ProfileError, SimulatorError, StateError
 from .forwarding import Forwarder
 from .grid import Grid
 from .link import LinkProxy
 from .load import LoadProfile
 from .meter import MeterModel
 from .nvram import Nvram
+from .process import MeterSimProcess, meter_sim_command
 from .profile import Profile, load_profile
 from .ptys import PtyPair
 from .registers import RegisterMap
@@ -19,11 +20,13 @@ __all__ = [
     "ControlError",
     "Forwarder",
     "Grid",
+    "LaunchError",
     "LinkProxy",
     "LoadProfile",
     "MeterModel",
     "MeterServer",
     "MeterSim",
+    "MeterSimProcess",
     "Nvram",
     "PortError",
     "Profile",
@@ -33,4 +36,5 @@ __all__ = [
     "SimulatorError",
     "StateError",
     "load_profile",
+    "meter_sim_command",
 ]

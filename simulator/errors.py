@@ -19,3 +19,7 @@ class PortError(SimulatorError):
 
 class ControlError(SimulatorError):
     """A control command is malformed or the control socket does not answer."""
+
+
+class LaunchError(SimulatorError):
+    """meter-sim could not be started as a subprocess (no device path, no control socket); names why."""
