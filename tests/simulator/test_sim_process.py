@@ -1,0 +1,36 @@
+"""MeterSimProcess: the one way rigs, tests and benchmarks run meter-sim as a subprocess."""
+
+from __future__ import annotations
+
+import tempfile
+
+import pytest
+
+from simulator import LaunchError, MeterSimProcess
+
+
+def test_kill_and_restart_is_a_power_loss_on_the_same_state():
+    with MeterSimProcess(tempfile.mkdtemp(prefix="proc-"), speed=60, seed=3) as meter:
+        assert meter.path.startswith("/dev/pts/")
+        first = meter.control.status()
+        assert first["boot_count"] == 1
+        meter.kill()
+        assert not meter.alive
+        new_path = meter.start()
+        assert meter.alive and new_path == meter.path
+        again = meter.control.status()
+        assert again["boot_count"] == 2
+        assert again["serial"] == first["serial"]
+        assert again["energy_wh"] >= first["energy_wh"]
+        assert meter.tracebacks() == []
+    assert not meter.alive
+
+
+def test_a_meter_sim_that_cannot_start_is_a_launch_error_naming_why():
+    meter = MeterSimProcess(tempfile.mkdtemp(prefix="proc-"), profile="no-such-profile", start_timeout=10)
+    try:
+        with pytest.raises(LaunchError, match=r"exited .* before printing its device path.*no-such-profile"):
+            meter.start()
+        assert not meter.alive
+    finally:
+        meter.close()
