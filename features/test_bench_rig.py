@@ -14,17 +14,17 @@ from pathlib import Path
 import pytest
 
 from rigs import RigError
-from rigs.meter_side import SimulatedMeter
 from rigs.power import CommandPower
-from rigs.spec import MeterSpec, PowerSpec
+from rigs.spec import PowerSpec
+from simulator import MeterSimProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
-def meter_on_a_port() -> Iterator[SimulatedMeter]:
+def meter_on_a_port() -> Iterator[MeterSimProcess]:
     workdir = Path(tempfile.mkdtemp(prefix="bench-"))  # short: a unix socket path lives here
-    meter = SimulatedMeter(MeterSpec(kind="simulator", seed=7), workdir)
+    meter = MeterSimProcess(workdir, speed=60, seed=7)
     try:
         meter.start()
         yield meter
