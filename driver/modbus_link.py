@@ -108,6 +108,7 @@ class ModbusLink:
             response = self._execute(
                 "read",
                 address,
+                0x03,
                 lambda a=address, c=chunk: self._client.read_holding_registers(
                     a, count=c, device_id=self.unit
                 ),
@@ -125,7 +126,10 @@ class ModbusLink:
         """Write one register (FC06) or several (FC16, in chunks the protocol allows)."""
         if len(values) == 1:
             self._execute(
-                "write", address, lambda: self._client.write_register(address, values[0], device_id=self.unit)
+                "write",
+                address,
+                0x06,
+                lambda: self._client.write_register(address, values[0], device_id=self.unit),
             )
             return
         for start in range(0, len(values), MAX_REGISTERS_PER_WRITE):
@@ -134,10 +138,11 @@ class ModbusLink:
             self._execute(
                 "write",
                 at,
+                0x10,
                 lambda a=at, c=chunk: self._client.write_registers(a, c, device_id=self.unit),
             )
 
-    def _execute(self, what: str, address: int, request: object) -> object:
+    def _execute(self, what: str, address: int, function_code: int, request: object) -> object:
         with self._lock:
             try:
                 response = request()  # type: ignore[operator]
@@ -155,5 +160,12 @@ class ModbusLink:
             text = MODBUS_EXCEPTIONS.get(code, "unknown exception")
             raise MeterExceptionError(
                 code, f"meter answered exception {code:02d} ({text}) to {what} at 0x{address:04X}"
+            )
+        answered = getattr(response, "function_code", None)
+        if answered != function_code:
+            # An answer to another function (e.g. FC04 input registers to an FC03 read) carries other data.
+            raise CommunicationError(
+                f"unit {self.unit} on {self.port} answered function code {answered} to {what} at "
+                f"0x{address:04X}, which used function code {function_code}"
             )
         return response

@@ -551,7 +551,15 @@ class PowermeterDriver:
                 "is still active in the meter; stop it first"
             )
         self._write(reg.IDENTIFICATION_ADDRESS, reg.encode_identification(req))
-        state = self._run_meter_command(reg.CMD_START, f"start of {req.transaction_id!r}")
+        try:
+            state = self._run_meter_command(reg.CMD_START, f"start of {req.transaction_id!r}")
+        except _CommandFailed:
+            # The link layer repeats a write whose answer was lost; a start the meter already ran then
+            # fails "already active". If the open transaction is the one asked for, the start worked.
+            state = self._read_block(reg.TRANSACTION_STATE)
+            if state["open_transaction_id"] != req.transaction_id:
+                raise
+            log.info("start of %r: the meter runs it (a repeated start was refused)", req.transaction_id)
         return self._started(req.transaction_id, state, fresh=True)
 
     def _started(
