@@ -24,7 +24,7 @@ SMALL_SEED, SMALL_COUNT = 1, 12
 # (the link back at once here, so the repeat always gets through; the campaign had it back after 0.098 s).
 # pymodbus repeats the unanswered write (DriverConfig.retries=1), the meter already runs the transaction,
 # answers the repeat "already active", and the driver reports the start as failed although the meter
-# runs exactly the transaction asked for. See docs/reliability.md.
+# runs exactly the transaction asked for. Fixed in driver/powermeter.py _start_once; see docs/reliability.md.
 START_ANSWER_LOST = {
     "seed": 2, "index": 17,
     "sessions": [{"power_w": 11000.0, "charge_register": 8}],
@@ -76,8 +76,6 @@ def test_a_whole_system_failure_mid_record_read_back_is_recovered_at_boot(runner
 
 
 @pytest.mark.campaign
-@pytest.mark.xfail(strict=True, reason="driver bug (docs/reliability.md): a start repeated by pymodbus "
-                   "after its answer was lost is reported UNEXPECTED_ERROR (powermeter.py _start_once)")
 def test_regression_start_answer_lost_then_repeated_by_the_link(runner):
     result = runner.run(Schedule.from_json(START_ANSWER_LOST))
     assert result.violations == []
