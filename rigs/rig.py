@@ -28,8 +28,6 @@ log = logging.getLogger(__name__)
 # Register map (docs/register-map.md): the command register and its "stop" value.
 COMMAND_REGISTER = 0x04D4
 COMMAND_STOP = 2
-# While a cut is armed the meter answers this much later, so the cut lands between request and answer.
-ARMED_ANSWER_DELAY = 0.3
 
 
 def _import(path: str, field: str, rig_path: Path) -> Any:
@@ -108,7 +106,6 @@ class Rig:
         self._armed_cut: tuple[int, int] | None = None  # (address, value) whose write cuts the link
         self._to_meter = bytearray()
         self._cut_done = threading.Event()
-        self._cut_thread: threading.Thread | None = None
 
     # --- life cycle ------------------------------------------------------------------------------
 
@@ -175,9 +172,6 @@ class Rig:
             raise RigError(f"closing the rig failed: {errors[0]!r}")
 
     def _close_proxy(self) -> None:
-        if self._cut_thread is not None:
-            self._cut_thread.join(timeout=5)
-            self._cut_thread = None
         if self.proxy is not None:
             self.proxy.close()
             self.proxy = None
@@ -221,19 +215,20 @@ class Rig:
 
     def cut_link_on_stop_command(self) -> None:
         """Arm a cut: the link goes down right after the next stop command reaches the meter, so the
-        meter acts on it but its answer is lost. Where the meter's answers can be slowed, they are."""
+        meter acts on it but its answer is lost."""
         self._need("link_control")
         self._cut_done.clear()
         self._to_meter.clear()
         self._armed_cut = (COMMAND_REGISTER, COMMAND_STOP)
-        if self.meter.control is not None:
-            self.meter.control.set_answer_delay(ARMED_ANSWER_DELAY)
 
     def armed_cut_happened(self) -> bool:
         return self._cut_done.is_set()
 
     def _on_bytes(self, direction: str, data: bytes, monotonic_time: float) -> None:
-        """LinkProxy callback: feed the wire log and watch for an armed cut's request."""
+        """LinkProxy callback: feed the wire log and watch for an armed cut's request.
+
+        The proxy calls this after delivering a chunk, outside its lock, and reads the meter's answer on
+        the same thread only after this returns: a cut made here always drops that answer, at any load."""
         if self.wire_log is not None:
             self.wire_log.on_bytes(direction, data, monotonic_time)
         armed = self._armed_cut
@@ -243,15 +238,8 @@ class Rig:
         del self._to_meter[:-512]
         if find_register_write(bytes(self._to_meter), self.spec.meter.unit, *armed) >= 0:
             self._armed_cut = None
-            # Not from inside the proxy's own callback: cut from a thread of ours.
-            self._cut_thread = threading.Thread(target=self._cut_now, name="rig-armed-cut", daemon=True)
-            self._cut_thread.start()
-
-    def _cut_now(self) -> None:
-        self.proxy.cut()
-        self._cut_done.set()
-        if self.meter.control is not None:
-            self.meter.control.set_answer_delay(0.0)
+            self.proxy.cut()
+            self._cut_done.set()
 
     def set_phase_order(self, order: str) -> None:
         self._need("phase_control")
