@@ -151,7 +151,11 @@ class Forwarder:
         while not self._stop.is_set():
             timeout_ms = None
             if self._queue:
-                timeout_ms = max(0.0, (self._queue[0][0] - time.monotonic()) * 1000)
+                remaining = self._queue[0][0] - time.monotonic()
+                if 0 < remaining < 0.001:  # poll() rounds up to whole ms: sleep the rest, be on time
+                    time.sleep(remaining)
+                    remaining = 0
+                timeout_ms = max(0, int(remaining * 1000))  # rounded down: wake early, never late
             for fd, events in poller.poll(timeout_ms):
                 if fd == self._wake_r:
                     with contextlib.suppress(OSError):

@@ -11,7 +11,7 @@ import math
 import struct
 from collections.abc import Callable
 
-from .meter import MeterModel
+from .meter import Measurements, MeterModel
 from .ocmf import UNSET, Identification
 from .profile import Register
 from .transactions import TxError, TxState
@@ -88,6 +88,7 @@ class RegisterMap:
             if reg.writable:
                 fill = UNSET if reg.unset is not None else 0
                 self._image[reg.name] = [fill] * reg.regs if reg.type in _FORMATS else [0] * reg.regs
+        self._snapshot: Measurements | None = None
         self._sources = self._value_sources()
 
     # ---- Modbus operations ----------------------------------------------------------------------------
@@ -100,6 +101,7 @@ class RegisterMap:
             return ModbusException.DEVICE_BUSY
         if any(r.name.startswith("energy_") for r in regs):
             self.model.persist_if_ahead()
+        self._snapshot = None  # a new read, a new instant
         words: dict[int, int] = {}
         for reg in regs:
             for i, word in enumerate(self._words(reg)):
@@ -202,6 +204,13 @@ class RegisterMap:
             evse_id=texts[2] or "",
         )
 
+    def _measurements(self) -> Measurements:
+        """One snapshot a read: every register of a block read comes from the same instant, as on a real
+        meter, and the snapshot is computed once instead of once a register."""
+        if self._snapshot is None:
+            self._snapshot = self.model.measurements()
+        return self._snapshot
+
     def _words(self, reg: Register) -> list[int]:
         if reg.writable and reg.name not in _RW_LIVE:
             return list(self._image[reg.name])
@@ -215,7 +224,7 @@ class RegisterMap:
 
         def meas(attr: str, index: int | None = None) -> Callable[[], float]:
             def get() -> float:
-                value = getattr(m.measurements(), attr)
+                value = getattr(self._measurements(), attr)
                 return value[index] if index is not None else value
 
             return get
@@ -245,8 +254,8 @@ class RegisterMap:
             "map_version": lambda: p.map_version,
             "current_n": meas("neutral_current_a"),
             "power_total": lambda: math.fsum(m.power_w),
-            "reactive_power_total": lambda: math.fsum(m.measurements().reactive_var),
-            "apparent_power_total": lambda: math.fsum(m.measurements().apparent_va),
+            "reactive_power_total": lambda: math.fsum(self._measurements().reactive_var),
+            "apparent_power_total": lambda: math.fsum(self._measurements().apparent_va),
             "frequency": meas("frequency_hz"),
             "energy_import_total": lambda: m.energy_register() * 0.1,
             "energy_export_total": lambda: 0,
