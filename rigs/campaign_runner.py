@@ -11,15 +11,13 @@ import os
 import queue
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from driver.errors import DriverError
 from rigs.campaign_invariants import Observation, TxTrace, check
@@ -27,6 +25,7 @@ from rigs.campaign_schedule import FaultPlan, Schedule
 from rigs.campaign_wire import FaultWire
 from rigs.errors import RigError
 from rigs.evse_manager import EvseManager, status_name
+from simulator import LaunchError, MeterSimProcess
 from simulator.errors import SimulatorError
 
 START_TIMEOUT_S = 20.0
@@ -54,66 +53,20 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
         time.sleep(POLL_S)
 
 
-def _meter_sim_command() -> list[str]:
-    beside = Path(sys.executable).with_name("meter-sim")
-    if beside.exists():
-        return [str(beside)]
-    found = shutil.which("meter-sim")
-    return [found] if found else [sys.executable, "-m", "simulator.cli"]
-
-
-class MeterProcess:
-    """meter-sim on a pty with a state dir and control socket; kill() + start() is a power loss."""
+class MeterProcess(MeterSimProcess):
+    """meter-sim on a pty (simulator.MeterSimProcess) that also notes every exit nobody asked for."""
 
     def __init__(self, workdir: Path, speed: float, seed: int) -> None:
-        from simulator import ControlClient
-
-        self.workdir = workdir
-        self.socket = str(workdir / "control.sock")
-        self.command = [
-            *_meter_sim_command(),
-            "--pty",
-            "--speed",
-            f"{speed:g}",
-            "--state-dir",
-            str(workdir / "state"),
-            "--control",
-            self.socket,
-            "--seed",
-            str(seed),
-        ]
-        self.control = ControlClient(self.socket, timeout=5.0)
-        self.log_path = workdir / "meter-sim.log"
-        self._log: IO[bytes] = open(self.log_path, "ab")
-        self.process: subprocess.Popen[bytes] | None = None
-        self.path = ""
+        super().__init__(workdir, speed=speed, seed=seed, start_timeout=START_TIMEOUT_S)
         self.unexpected_exits: list[str] = []
         self.kills = 0
 
     def start(self) -> str:
         """Start meter-sim; returns its driver-side pty path once its control socket answers."""
-        Path(self.socket).unlink(missing_ok=True)
-        self.process = subprocess.Popen(
-            self.command, stdout=subprocess.PIPE, stderr=self._log, stdin=subprocess.DEVNULL
-        )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline().decode(errors="replace").strip()
-        self.process.stdout.close()  # meter-sim prints nothing else on stdout
-        if not line:
-            code = self.process.wait(timeout=5)
-            raise RigError(
-                f"campaign: meter-sim exited (code {code}) before printing its pty; see {self.log_path}"
-            )
-        self.path = line
-        wait_until(self._answers, START_TIMEOUT_S, "the meter-sim control socket")
-        return self.path
-
-    def _answers(self) -> bool:
         try:
-            self.control.status()
-        except Exception:
-            return False
-        return True
+            return super().start()
+        except LaunchError as exc:
+            raise RigError(f"campaign: {exc}") from None
 
     def check_alive(self) -> None:
         """Note an exit nobody asked for (a crash)."""
@@ -125,36 +78,16 @@ class MeterProcess:
         """SIGKILL: the meter loses its power at whatever instruction it was running."""
         self.check_alive()
         if self.process is not None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=10)
-            self.process = None
+            super().kill()
             self.kills += 1
 
     def close(self) -> None:
-        """Ask meter-sim to quit (SIGTERM), reap it, close the log."""
-        if self.process is not None:
-            self.check_alive()
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-            if self.process.returncode not in (0, -signal.SIGTERM):
-                self.unexpected_exits.append(
-                    f"meter-sim exited with code {self.process.returncode} on SIGTERM"
-                )
-            self.process = None
-        self._log.close()
-
-    def tracebacks(self) -> list[str]:
-        """Python tracebacks meter-sim wrote to its log (each one a crash of some part of it)."""
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return []
-        return [line for line in text.splitlines() if line.startswith("Traceback")]
+        """Ask meter-sim to quit (SIGTERM), reap it, close the log; a bad exit code is a crash."""
+        self.check_alive()
+        process = self.process
+        super().close()
+        if process is not None and process.returncode not in (0, -signal.SIGTERM):
+            self.unexpected_exits.append(f"meter-sim exited with code {process.returncode} on SIGTERM")
 
 
 @dataclass
