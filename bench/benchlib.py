@@ -13,14 +13,14 @@ import json
 import os
 import platform
 import selectors
-import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
+
+from simulator import meter_sim_command
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "reports" / "bench.json"
@@ -111,15 +111,6 @@ def write_report(section: str, figures: dict[str, Any]) -> Path:
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, REPORT)
     return REPORT
-
-
-def meter_sim_command() -> list[str]:
-    """meter-sim from this interpreter's environment (the venv), else `python -m simulator.cli`."""
-    beside = Path(sys.executable).with_name("meter-sim")
-    if beside.exists():
-        return [str(beside)]
-    found = shutil.which("meter-sim")
-    return [found] if found else [sys.executable, "-m", "simulator.cli"]
 
 
 class ServerProcess:
