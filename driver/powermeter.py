@@ -434,18 +434,9 @@ class PowermeterDriver:
             return TransactionStartResponse(
                 TransactionRequestStatus.UNEXPECTED_ERROR, error=f"invalid TransactionReq: {exc}"
             )
-        with self._command_lock:
-            try:
-                return self._persist(f"start of {req.transaction_id!r}", lambda: self._start_once(req))
-            except _NotSupported as exc:
-                return TransactionStartResponse(TransactionRequestStatus.NOT_SUPPORTED, error=str(exc))
-            except DriverError as exc:
-                return TransactionStartResponse(TransactionRequestStatus.UNEXPECTED_ERROR, error=str(exc))
-            except Exception as exc:  # a driver bug is answered, not thrown at EvseManager
-                log.exception("start_transaction failed unexpectedly")
-                return TransactionStartResponse(
-                    TransactionRequestStatus.UNEXPECTED_ERROR, error=f"driver failure: {exc!r}"
-                )
+        return self._answer(
+            TransactionStartResponse, f"start of {req.transaction_id!r}", lambda: self._start_once(req)
+        )
 
     def stop_transaction(self, transaction_id: str) -> TransactionStopResponse:
         """Stop one transaction and return its signed record; "" clears every pending transaction."""
@@ -453,20 +444,31 @@ class PowermeterDriver:
             check_meter_text("transaction_id", transaction_id, MAX_TRANSACTION_ID)
         except RequestError as exc:
             return TransactionStopResponse(TransactionRequestStatus.UNEXPECTED_ERROR, error=str(exc))
+        if transaction_id == "":
+            return self._answer(TransactionStopResponse, "stop of every pending transaction",
+                                self._clear_all_once())
+        return self._answer(
+            TransactionStopResponse, f"stop of {transaction_id!r}", lambda: self._stop_once(transaction_id)
+        )
+
+    def _answer(
+        self,
+        response: Callable[..., T],
+        what: str,
+        attempt: Callable[[], T],
+    ) -> T:
+        """Run a command's attempts under the command lock; what goes wrong becomes the answer's status
+        and error, as EVerest's interface wants (a driver bug is answered too, not thrown at EvseManager)."""
         with self._command_lock:
             try:
-                if transaction_id == "":
-                    return self._persist("stop of every pending transaction", self._clear_all_once())
-                return self._persist(f"stop of {transaction_id!r}", lambda: self._stop_once(transaction_id))
+                return self._persist(what, attempt)
             except _NotSupported as exc:
-                return TransactionStopResponse(TransactionRequestStatus.NOT_SUPPORTED, error=str(exc))
+                return response(TransactionRequestStatus.NOT_SUPPORTED, error=str(exc))
             except DriverError as exc:
-                return TransactionStopResponse(TransactionRequestStatus.UNEXPECTED_ERROR, error=str(exc))
-            except Exception as exc:  # a driver bug is answered, not thrown at EvseManager
-                log.exception("stop_transaction failed unexpectedly")
-                return TransactionStopResponse(
-                    TransactionRequestStatus.UNEXPECTED_ERROR, error=f"driver failure: {exc!r}"
-                )
+                return response(TransactionRequestStatus.UNEXPECTED_ERROR, error=str(exc))
+            except Exception as exc:
+                log.exception("%s failed unexpectedly", what)
+                return response(TransactionRequestStatus.UNEXPECTED_ERROR, error=f"driver failure: {exc!r}")
 
     def _persist(self, what: str, attempt: Callable[[], T]) -> T:
         """Run an idempotent command attempt until it works, the link stays down too long, or busy lasts."""
