@@ -27,7 +27,7 @@ from benchlib import BenchError, median, meter_sim, percentile, print_table, siz
 from rtu_client import RtuClient, read_request
 
 from driver import DriverConfig, PowermeterDriver
-from driver import registers as reg
+from driver.protocols import reference_map as reg
 from driver.errors import DriverError
 from driver.modbus_link import ModbusLink
 from simulator import LinkProxy, PtyPair
@@ -126,7 +126,7 @@ def measure(proxy: LinkProxy, log: WireLog, baudrate: int, parity: str,
 
     link = driver_link(proxy.path, baudrate, parity)
     try:
-        block = row("driver link: measurement block", lambda: link.read(BLOCK, BLOCK_REGS), block_limit, 1)
+        block = row("driver link: measurement block", lambda: link.read_holding(BLOCK, BLOCK_REGS), block_limit, 1)
         results = [block]
     finally:
         link.close()
@@ -151,7 +151,7 @@ def profile_driver(proxy: LinkProxy, baudrate: int, parity: str, seconds: float)
     try:
         start = time.monotonic()
         profiler.enable()
-        calls = poll_for(seconds, lambda: link.read(BLOCK, BLOCK_REGS)).calls
+        calls = poll_for(seconds, lambda: link.read_holding(BLOCK, BLOCK_REGS)).calls
         profiler.disable()
         wall = time.monotonic() - start
     finally:

@@ -3,6 +3,8 @@
 Usable on its own against a physical meter: `PowermeterDriver(DriverConfig(port="/dev/ttyUSB0"))`.
 """
 
+from driver.api import PowermeterAPI
+from driver.config import DriverConfig
 from driver.errors import (
     CommunicationError,
     ConfigurationError,
@@ -12,8 +14,11 @@ from driver.errors import (
     OcmfFormatError,
     RequestError,
 )
+from driver.events import ErrorEvent, ErrorType
 from driver.legacy import LegacyDriver, LegacyTransactionReq, LegacyTransactionStopResponse
-from driver.powermeter import DriverConfig, ErrorEvent, ErrorType, PowermeterDriver
+from driver.powermeter import PowermeterDriver
+from driver.protocol import MeterProtocol
+from driver.protocols import PROTOCOLS
 from driver.types import (
     Current,
     Energy,
@@ -34,6 +39,7 @@ from driver.types import (
 )
 
 __all__ = [
+    "PROTOCOLS",
     "CommunicationError",
     "ConfigurationError",
     "Current",
@@ -47,6 +53,7 @@ __all__ = [
     "LegacyTransactionReq",
     "LegacyTransactionStopResponse",
     "MeterExceptionError",
+    "MeterProtocol",
     "OCMFIdentificationFlags",
     "OCMFIdentificationLevel",
     "OCMFIdentificationType",
@@ -55,6 +62,7 @@ __all__ = [
     "OcmfFormatError",
     "Power",
     "Powermeter",
+    "PowermeterAPI",
     "PowermeterDriver",
     "ReactivePower",
     "RequestError",

@@ -22,10 +22,19 @@ from pymodbus.exceptions import ConnectionException, ModbusIOException
 from pymodbus.pdu import ExceptionResponse
 
 from driver.errors import CommunicationError, ConfigurationError, MeterExceptionError
-from driver.registers import MAX_REGISTERS_PER_READ, MAX_REGISTERS_PER_WRITE, MODBUS_EXCEPTIONS
 
 log = logging.getLogger(__name__)
 PARITIES = {"N": serial.PARITY_NONE, "E": serial.PARITY_EVEN, "O": serial.PARITY_ODD}
+MAX_REGISTERS_PER_READ = 125  # the Modbus limit for FC03/FC04
+MAX_REGISTERS_PER_WRITE = 123  # the Modbus limit for FC16
+MODBUS_EXCEPTIONS = {
+    1: "illegal function",
+    2: "illegal data address",
+    3: "illegal data value",
+    4: "server device failure",
+    5: "acknowledge",
+    6: "server device busy",
+}
 
 # pymodbus logs every timeout at ERROR; the driver reports them itself as CommunicationFault.
 logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
@@ -53,13 +62,13 @@ def is_pseudo_terminal(port: str) -> bool:
 def rtu_answer_length(head: bytes) -> int | None:
     """Length of the RTU answer that starts with `head`, once the head tells it (None: not yet, or never).
 
-    Exception answers are 5 bytes, FC03 answers 5 plus their byte count, FC06/FC16 answers 8."""
+    Exception answers are 5 bytes, FC03/FC04 answers 5 plus their byte count, FC06/FC16 answers 8."""
     if len(head) < 2:
         return None
     function_code = head[1]
     if function_code & 0x80:
         return 5
-    if function_code == 0x03:
+    if function_code in (0x03, 0x04):
         return 5 + head[2] if len(head) >= 3 else None
     if function_code in (0x06, 0x10):
         return 8
@@ -101,7 +110,8 @@ class FrameWaitingSerialClient(ModbusSerialClient):
 
 
 class ModbusLink:
-    """Holding-register reads and writes to one unit on one serial port."""
+    """Register reads (FC03, FC04) and writes (FC06, FC16) to one unit on one serial port, in chunks no
+    longer than the meter takes (`max_read`, `max_write`: some meters take less than Modbus allows)."""
 
     def __init__(
         self,
@@ -114,7 +124,13 @@ class ModbusLink:
         bytesize: int,
         timeout: float,
         retries: int,
+        max_read: int = MAX_REGISTERS_PER_READ,
+        max_write: int = MAX_REGISTERS_PER_WRITE,
     ) -> None:
+        if not 1 <= max_read <= MAX_REGISTERS_PER_READ or not 1 <= max_write <= MAX_REGISTERS_PER_WRITE:
+            raise ConfigurationError(f"registers a request: read {max_read}, write {max_write} is outside "
+                                     f"Modbus's 1..{MAX_REGISTERS_PER_READ} / 1..{MAX_REGISTERS_PER_WRITE}")
+        self.max_read, self.max_write = max_read, max_write
         self.port = port
         self.unit = unit
         self._timeout = timeout
@@ -152,18 +168,24 @@ class ModbusLink:
         with self._lock:
             self._client.close()
 
-    def read(self, address: int, count: int) -> list[int]:
-        """Read holding registers (FC03), in chunks the protocol allows."""
+    def read_holding(self, address: int, count: int) -> list[int]:
+        """Read holding registers (FC03), in chunks of at most max_read."""
+        return self._read(0x03, address, count)
+
+    def read_input(self, address: int, count: int) -> list[int]:
+        """Read input registers (FC04), in chunks of at most max_read."""
+        return self._read(0x04, address, count)
+
+    def _read(self, function_code: int, address: int, count: int) -> list[int]:
+        client = self._client
+        call = client.read_holding_registers if function_code == 0x03 else client.read_input_registers
+        what = "read" if function_code == 0x03 else "input read"
         registers: list[int] = []
         while count > 0:
-            chunk = min(count, MAX_REGISTERS_PER_READ)
+            chunk = min(count, self.max_read)
             response = self._execute(
-                "read",
-                address,
-                0x03,
-                lambda a=address, c=chunk: self._client.read_holding_registers(
-                    a, count=c, device_id=self.unit
-                ),
+                what, address, function_code,
+                lambda a=address, c=chunk: call(a, count=c, device_id=self.unit),
             )
             if len(response.registers) != chunk:
                 raise CommunicationError(
@@ -175,7 +197,7 @@ class ModbusLink:
         return registers
 
     def write(self, address: int, values: list[int]) -> None:
-        """Write one register (FC06) or several (FC16, in chunks the protocol allows)."""
+        """Write one register (FC06) or several (FC16, in chunks of at most max_write)."""
         if len(values) == 1:
             self._execute(
                 "write",
@@ -184,8 +206,12 @@ class ModbusLink:
                 lambda: self._client.write_register(address, values[0], device_id=self.unit),
             )
             return
-        for start in range(0, len(values), MAX_REGISTERS_PER_WRITE):
-            chunk = values[start : start + MAX_REGISTERS_PER_WRITE]
+        self.write_multiple(address, values)
+
+    def write_multiple(self, address: int, values: list[int]) -> None:
+        """Write with FC16 only, even a single register (meters such as Carlo Gavazzi's know no FC06)."""
+        for start in range(0, len(values), self.max_write):
+            chunk = values[start : start + self.max_write]
             at = address + start
             self._execute(
                 "write",

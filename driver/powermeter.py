@@ -1,149 +1,93 @@
-"""The EVerest powermeter driver for an Eichrecht meter speaking the reference register map.
+"""The EVerest powermeter policy, written once for every meter model.
 
 Commands never raise for meter-side trouble: they answer OK / NOT_SUPPORTED / UNEXPECTED_ERROR with a
 verbose error, as EVerest's interface asks, and report link and meter faults through error callbacks
-(CommunicationFault, VendorError, VendorWarning). The driver keeps no memory a restart would lose:
-the meter holds the open transaction and the last records, so every command first asks the meter.
+(CommunicationFault, VendorError, VendorWarning, in the configured EVerest namespace). A lost link is
+retried with backoff; every record is verified before it is passed on, unchanged. What a meter model's
+registers and commands are is its protocol's business (driver/protocol.py, driver/protocols/). The
+driver keeps no memory a restart would lose: the meter holds the open transaction and the last records,
+so every command first asks the meter.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any, TypeVar
 
-from driver import registers as reg
+from driver.config import AUTO, DriverConfig
 from driver.errors import (
     CommunicationError,
-    ConfigurationError,
     DriverError,
     MeterExceptionError,
     OcmfError,
     RequestError,
 )
-from driver.modbus_link import PARITIES, ModbusLink
+from driver.events import ErrorEvent, ErrorType
+from driver.modbus_link import ModbusLink
+from driver.protocol import CommandFailed, MeterProtocol, Started, Stopped, TransactionsNotSupported
+from driver.protocols import identify, protocol_class
 from driver.types import (
     MAX_TRANSACTION_ID,
-    Current,
-    Energy,
-    Frequency,
-    Power,
     Powermeter,
-    ReactivePower,
     SignedMeterValue,
     TransactionReq,
     TransactionRequestStatus,
     TransactionStartResponse,
     TransactionStopResponse,
-    Voltage,
     check_meter_text,
+    rfc3339,
 )
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-BUSY_POLL_SECONDS = 0.05
+__all__ = ["DriverConfig", "ErrorEvent", "ErrorType", "PowermeterDriver"]
 
 
-@dataclass
-class DriverConfig:
-    """Everything the driver needs to know: the port, the bus settings, and its time budgets."""
 
-    port: str
-    baudrate: int = 19200
-    parity: str = "E"
-    stopbits: int = 1
-    bytesize: int = 8
-    unit: int = 1
-    timeout: float = 0.5
-    """Seconds to wait for one answer."""
-    retries: int = 1
-    """Repeats of an unanswered request before the link counts as lost."""
-    publish_interval: float = 1.0
-    """Seconds between published Powermeter datasets; 0 runs no publisher thread."""
-    command_timeout: float = 10.0
-    """How long start/stop wait for an unreachable meter before answering UNEXPECTED_ERROR."""
-    busy_timeout: float = 10.0
-    """How long to wait for a meter that answers busy (signing) before giving up."""
-    backoff_initial: float = 0.2
-    backoff_max: float = 5.0
-    meter_id: str | None = None
-    """Published as Powermeter.meter_id; the meter's serial number when None."""
-    sync_clock: bool = True
-    """Set the meter's clock from this host whenever the meter reports it unsynchronised."""
-    utc_offset_minutes: int | None = None
-    """Written to clock_utc_offset together with the clock when given."""
+class _WatchedLink:
+    """The Modbus link as protocols see it: an answer clears CommunicationFault, a silence raises it."""
 
-    def __post_init__(self) -> None:
-        self.validate()
+    def __init__(self, link: ModbusLink, driver: PowermeterDriver) -> None:
+        self._link = link
+        self._driver = driver
 
-    def validate(self) -> None:
-        """ConfigurationError naming the first setting that is wrong."""
-        if not isinstance(self.port, str) or not self.port:
-            raise ConfigurationError("port: no serial port given")
-        if self.parity not in PARITIES:
-            raise ConfigurationError(f"parity: {self.parity!r} is not one of N, E, O")
-        if not isinstance(self.baudrate, int) or self.baudrate <= 0:
-            raise ConfigurationError(f"baudrate: {self.baudrate!r} is not a positive integer")
-        if self.stopbits not in (1, 2):
-            raise ConfigurationError(f"stopbits: {self.stopbits!r} is not 1 or 2")
-        if self.bytesize not in (7, 8):
-            raise ConfigurationError(f"bytesize: {self.bytesize!r} is not 7 or 8")
-        if not isinstance(self.unit, int) or not 1 <= self.unit <= 247:
-            raise ConfigurationError(f"unit: {self.unit!r} is not a Modbus unit id (1..247)")
-        if not isinstance(self.retries, int) or self.retries < 0:
-            raise ConfigurationError(f"retries: {self.retries!r} is not a count")
-        for name in ("timeout", "command_timeout", "busy_timeout", "backoff_initial", "backoff_max"):
-            value = getattr(self, name)
-            if not isinstance(value, int | float) or value <= 0:
-                raise ConfigurationError(f"{name}: {value!r} is not a positive number of seconds")
-        if not isinstance(self.publish_interval, int | float) or self.publish_interval < 0:
-            raise ConfigurationError(f"publish_interval: {self.publish_interval!r} is negative")
+    def _call(self, operation: Callable[..., T], *args: Any) -> T:
+        try:
+            result = operation(*args)
+        except CommunicationError as exc:
+            self._driver.raise_error(ErrorType.COMMUNICATION_FAULT, str(exc))
+            raise
+        except MeterExceptionError:
+            self._driver.clear_error(ErrorType.COMMUNICATION_FAULT)
+            raise
+        self._driver.clear_error(ErrorType.COMMUNICATION_FAULT)
+        return result
 
+    def read_holding(self, address: int, count: int) -> list[int]:
+        return self._call(self._link.read_holding, address, count)
 
-class ErrorType(StrEnum):
-    """The EVerest powermeter error types this driver raises."""
+    def read_input(self, address: int, count: int) -> list[int]:
+        return self._call(self._link.read_input, address, count)
 
-    COMMUNICATION_FAULT = "CommunicationFault"
-    VENDOR_ERROR = "VendorError"
-    VENDOR_WARNING = "VendorWarning"
+    def write(self, address: int, values: list[int]) -> None:
+        self._call(self._link.write, address, values)
 
-
-@dataclass(frozen=True)
-class ErrorEvent:
-    """An error raised (raised=True) or cleared (raised=False), as the subscribers see it."""
-
-    type: ErrorType
-    raised: bool
-    message: str
-
-
-class _CommandFailed(DriverError):
-    """A command cannot be done; becomes UNEXPECTED_ERROR with this message. Never leaves this module."""
-
-
-class _NotSupported(DriverError):
-    """The meter cannot do transactions; becomes NOT_SUPPORTED. Never leaves this module."""
-
-
-def rfc3339(seconds: int | float) -> str:
-    """UTC seconds since 1970 as an RFC 3339 timestamp."""
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    def write_multiple(self, address: int, values: list[int]) -> None:
+        self._call(self._link.write_multiple, address, values)
 
 
 class PowermeterDriver:
-    """EVerest's powermeter interface over Modbus RTU; thread safe; use as a context manager."""
+    """EVerest's powermeter interface over Modbus RTU, for any meter model; thread safe; a context manager."""
 
     def __init__(self, config: DriverConfig) -> None:
         config.validate()
         self.config = config
+        known = None if config.model == AUTO else protocol_class(config.model)
         self._link = ModbusLink(
             config.port,
             unit=config.unit,
@@ -153,21 +97,22 @@ class PowermeterDriver:
             bytesize=config.bytesize,
             timeout=config.timeout,
             retries=config.retries,
+            **({} if known is None else {"max_read": known.max_read, "max_write": known.max_write}),
         )
+        self._watched = _WatchedLink(self._link, self)
+        self._protocol: MeterProtocol | None = None if known is None else known(self._watched, self)
+        self.model_found: str | None = None
+        """What `model = "auto"` identified (the meter's own description), None before or otherwise."""
         self._command_lock = threading.Lock()  # one command at a time
-        self._meter_lock = threading.RLock()  # identity, boot count and clock handling
+        self._meter_lock = threading.RLock()  # identification, shared by the publisher and commands
         self._state_lock = threading.Lock()  # errors and subscriber lists
         self._closing = threading.Event()
         self._publisher: threading.Thread | None = None
-        self._identity: dict[str, Any] | None = None
-        self._public_key_der: bytes | None = None
-        self._boot_count: int | None = None
+        self._identified = False
         self._begin_records: dict[str, SignedMeterValue] = {}
         self._active: dict[ErrorType, str] = {}
         self._powermeter_subscribers: list[Callable[[Powermeter], None]] = []
         self._error_subscribers: list[Callable[[ErrorEvent], None]] = []
-        self.reboots_seen = 0
-        """How many meter reboots (boot_count changes) this driver has noticed."""
 
     # --- life cycle --------------------------------------------------------------------------
 
@@ -176,7 +121,7 @@ class PowermeterDriver:
         self._link.open()
         self._closing.clear()
         try:
-            self._learn_meter()
+            self._meter()
         except (CommunicationError, MeterExceptionError) as exc:
             log.warning("meter not ready at open: %s", exc)
         if self.config.publish_interval > 0:
@@ -200,6 +145,62 @@ class PowermeterDriver:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def publish_interval(self) -> float:
+        """Seconds between published datasets (0: none are published)."""
+        return float(self.config.publish_interval)
+
+    @property
+    def model(self) -> str | None:
+        """The meter model this driver speaks, None while `auto` has not identified the meter yet."""
+        return None if self._protocol is None else self._protocol.model
+
+    @property
+    def protocol(self) -> MeterProtocol | None:
+        """The meter protocol in use (None while `auto` has not identified the meter yet)."""
+        return self._protocol
+
+    @property
+    def reboots_seen(self) -> int:
+        """How many meter reboots the protocol has noticed (0 where it cannot tell)."""
+        return int(getattr(self._protocol, "reboots_seen", 0))
+
+    # --- what the meter is ---------------------------------------------------------------------
+
+    def _meter(self) -> MeterProtocol:
+        """The protocol, identified (model "auto") and introduced to the meter once."""
+        with self._meter_lock:
+            if self._protocol is None:
+                found, description = identify(self._watched)
+                self.model_found = description
+                log.info("meter identified as %s (%s)", found.model, description)
+                self._link.max_read, self._link.max_write = found.max_read, found.max_write
+                self._protocol = found(self._watched, self)
+            if not self._identified:
+                self._protocol.identify()
+                self._identified = True
+            return self._protocol
+
+    def _require_transactions(self) -> MeterProtocol:
+        protocol = self._meter()
+        identity = protocol.identity
+        assert identity is not None
+        if not identity.transactions:
+            raise TransactionsNotSupported(
+                f"meter {identity.vendor} {identity.model} has no signed transactions ({identity.evidence})"
+            )
+        return protocol
+
+    @property
+    def public_key_ocmf(self) -> str | None:
+        """The meter's OCMF public key: hex of its DER SubjectPublicKeyInfo, upper case; None if unknown."""
+        try:
+            key = self._meter().public_key_der()
+        except DriverError as exc:
+            log.warning("public key not readable: %s", exc)
+            return None
+        return None if key is None else key.hex().upper()
+
     # --- subscriptions and errors ------------------------------------------------------------
 
     def subscribe_powermeter(self, callback: Callable[[Powermeter], None]) -> None:
@@ -216,25 +217,30 @@ class PowermeterDriver:
     def active_errors(self) -> list[ErrorEvent]:
         """The errors raised and not yet cleared."""
         with self._state_lock:
-            return [ErrorEvent(kind, True, message) for kind, message in self._active.items()]
+            return [self._event(kind, True, message) for kind, message in self._active.items()]
 
-    def _raise_error(self, kind: ErrorType, message: str) -> None:
+    def _event(self, kind: ErrorType, raised: bool, message: str) -> ErrorEvent:
+        return ErrorEvent(kind, raised, message, self.config.error_namespace)
+
+    def raise_error(self, kind: ErrorType, message: str) -> None:
+        """Raise an error once (a second raise of an active one is ignored)."""
         with self._state_lock:
             if kind in self._active:
                 return
             self._active[kind] = message
             subscribers = list(self._error_subscribers)
         log.warning("%s raised: %s", kind, message)
-        self._notify(subscribers, ErrorEvent(kind, True, message))
+        self._notify(subscribers, self._event(kind, True, message))
 
-    def _clear_error(self, kind: ErrorType) -> None:
+    def clear_error(self, kind: ErrorType) -> None:
+        """Clear an active error (nothing happens when it is not raised)."""
         with self._state_lock:
             if kind not in self._active:
                 return
             message = self._active.pop(kind)
             subscribers = list(self._error_subscribers)
         log.info("%s cleared", kind)
-        self._notify(subscribers, ErrorEvent(kind, False, message))
+        self._notify(subscribers, self._event(kind, False, message))
 
     @staticmethod
     def _notify(subscribers: list[Callable[[Any], None]], value: object) -> None:
@@ -244,158 +250,20 @@ class PowermeterDriver:
             except Exception:
                 log.exception("a subscriber failed; the driver carries on")
 
-    # --- register access with fault bookkeeping ----------------------------------------------
+    def pause(self, seconds: float, what: str) -> None:
+        """Wait, unless the driver closes meanwhile (then the command is abandoned)."""
+        if self._closing.wait(seconds):
+            raise CommandFailed(f"{what} abandoned: the driver is closing")
 
-    def _read(self, address: int, count: int) -> list[int]:
-        try:
-            registers = self._link.read(address, count)
-        except CommunicationError as exc:
-            self._raise_error(ErrorType.COMMUNICATION_FAULT, str(exc))
-            raise
-        except MeterExceptionError:
-            self._clear_error(ErrorType.COMMUNICATION_FAULT)
-            raise
-        self._clear_error(ErrorType.COMMUNICATION_FAULT)
-        return registers
-
-    def _write(self, address: int, values: list[int]) -> None:
-        try:
-            self._link.write(address, values)
-        except CommunicationError as exc:
-            self._raise_error(ErrorType.COMMUNICATION_FAULT, str(exc))
-            raise
-        except MeterExceptionError:
-            self._clear_error(ErrorType.COMMUNICATION_FAULT)
-            raise
-        self._clear_error(ErrorType.COMMUNICATION_FAULT)
-
-    def _read_block(self, block: reg.Block) -> dict[str, Any]:
-        return reg.decode_block(block, self._read(block.address, block.count))
-
-    # --- what the meter is ---------------------------------------------------------------------
-
-    def _learn_meter(self) -> None:
-        """Read identity and public key, and look at the status (which sets the clock if needed)."""
-        with self._meter_lock:
-            identity = self._read_block(reg.IDENTITY)
-            if identity["map_version"] != reg.SUPPORTED_MAP_VERSION:
-                self._raise_error(
-                    ErrorType.VENDOR_WARNING,
-                    f"meter register map version {identity['map_version']}, "
-                    f"driver knows version {reg.SUPPORTED_MAP_VERSION}",
-                )
-            self._identity = identity
-            if identity["capabilities"] & reg.CAP_TRANSACTIONS:
-                self._public_key_der = self._read_public_key()
-            self._read_status()
-
-    def _ensure_identity(self) -> dict[str, Any]:
-        if self._identity is None:
-            self._learn_meter()
-        assert self._identity is not None
-        return self._identity
-
-    def _read_public_key(self) -> bytes:
-        registers = self._read(reg.PUBLIC_KEY.address, reg.PUBLIC_KEY.count)
-        length = registers[0]
-        key_bytes = reg.registers_to_bytes(registers[reg.PUBLIC_KEY_BYTES_OFFSET :])
-        if not 0 < length <= len(key_bytes):
-            raise CommunicationError(
-                f"meter reports a public key of {length} bytes, outside 1..{len(key_bytes)}"
-            )
-        return key_bytes[:length]
-
-    @property
-    def public_key_ocmf(self) -> str | None:
-        """The meter's OCMF public key: hex of its DER SubjectPublicKeyInfo, upper case; None if unknown."""
-        if self._public_key_der is None:
-            try:
-                self._learn_meter()
-            except DriverError as exc:
-                log.warning("public key not readable: %s", exc)
-        return None if self._public_key_der is None else self._public_key_der.hex().upper()
-
-    def _read_status(self) -> dict[str, Any]:
-        """Read the status block; notice a reboot (boot_count changed) and set an unsynchronised clock."""
-        with self._meter_lock:
-            status = self._read_block(reg.STATUS)
-            boot_count = status["boot_count"]
-            if self._boot_count is not None and boot_count != self._boot_count:
-                self.reboots_seen += 1
-                log.warning("meter rebooted (boot_count %s -> %s)", self._boot_count, boot_count)
-                self._boot_count = boot_count
-                self._identity = None
-                self._learn_meter()  # reads identity and key again, then this status once more
-                return self._read_block(reg.STATUS)
-            self._boot_count = boot_count
-            if status["status_flags"] & reg.FLAG_CLOCK_UNSYNCHRONISED and self.config.sync_clock:
-                self._set_clock()
-                status = self._read_block(reg.STATUS)
-            return status
-
-    def _set_clock(self) -> None:
-        """Write the host's UTC time at a whole-second boundary, so the meter's clock is not set behind.
-
-        The register has whole seconds; writing a truncated time would put the clock up to a second
-        behind, and a second setting (after a reboot) could then date an end reading before its begin.
-        """
-        try:
-            if self.config.utc_offset_minutes is not None:
-                self._write(reg.CLOCK.address + 2, [self.config.utc_offset_minutes & 0xFFFF])
-            now = time.time()
-            second = math.ceil(now)
-            if self._closing.wait(second - now):
-                return
-            self._write(reg.CLOCK_TIME, reg.encode_u32(second))
-        except MeterExceptionError as exc:
-            self._raise_error(
-                ErrorType.VENDOR_WARNING, f"meter clock is unsynchronised and cannot be set: {exc}"
-            )
-            return
-        log.info("meter clock set from this host")
+    def wait(self, seconds: float) -> bool:
+        """Wait; True when the driver is closing."""
+        return self._closing.wait(max(0.0, seconds))
 
     # --- the live dataset ----------------------------------------------------------------------
 
     def read_powermeter(self) -> Powermeter:
         """One Powermeter dataset read from the meter now; raises CommunicationError if it does not answer."""
-        identity = self._ensure_identity()
-        values = self._read_block(reg.MEASUREMENTS)
-        status = self._read_status()
-        clock = self._read_block(reg.CLOCK)
-        return Powermeter(
-            timestamp=rfc3339(clock["clock_time"]),
-            meter_id=self.config.meter_id or identity["serial_number"] or None,
-            phase_seq_error=bool(
-                values["phase_sequence"] == 1 or status["status_flags"] & reg.FLAG_PHASE_SEQUENCE_ERROR
-            ),
-            energy_Wh_import=Energy(
-                total=values["energy_import_total"],
-                L1=values["energy_import_l1"],
-                L2=values["energy_import_l2"],
-                L3=values["energy_import_l3"],
-            ),
-            energy_Wh_export=Energy(total=values["energy_export_total"]),
-            power_W=Power(
-                total=values["power_total"],
-                L1=values["power_l1"],
-                L2=values["power_l2"],
-                L3=values["power_l3"],
-            ),
-            voltage_V=Voltage(L1=values["voltage_l1"], L2=values["voltage_l2"], L3=values["voltage_l3"]),
-            VAR=ReactivePower(
-                total=values["reactive_power_total"],
-                L1=values["reactive_power_l1"],
-                L2=values["reactive_power_l2"],
-                L3=values["reactive_power_l3"],
-            ),
-            current_A=Current(
-                L1=values["current_l1"],
-                L2=values["current_l2"],
-                L3=values["current_l3"],
-                N=values["current_n"],
-            ),
-            frequency_Hz=Frequency(L1=values["frequency"]),
-        )
+        return self._meter().read_dataset()
 
     def _publish_loop(self) -> None:
         """Publish every publish_interval; after a link loss retry with exponential backoff."""
@@ -408,14 +276,14 @@ class PowermeterDriver:
                 wait = backoff
                 backoff = min(backoff * 2, self.config.backoff_max)
             except MeterExceptionError as exc:
-                self._raise_error(ErrorType.VENDOR_ERROR, f"meter refuses to report measurements: {exc}")
+                self.raise_error(ErrorType.VENDOR_ERROR, f"meter refuses to report measurements: {exc}")
             except DriverError as exc:
                 log.warning("publisher: %s", exc)
             except Exception:  # a bug must not end publishing for the life of the charger
                 log.exception("publisher: unexpected failure; publishing carries on")
             else:
                 backoff = self.config.backoff_initial
-                self._clear_error(ErrorType.VENDOR_ERROR)
+                self.clear_error(ErrorType.VENDOR_ERROR)
                 with self._state_lock:
                     subscribers = list(self._powermeter_subscribers)
                 self._notify(subscribers, dataset)
@@ -434,8 +302,9 @@ class PowermeterDriver:
             return TransactionStartResponse(
                 TransactionRequestStatus.UNEXPECTED_ERROR, error=f"invalid TransactionReq: {exc}"
             )
+        request = req
         return self._answer(
-            TransactionStartResponse, f"start of {req.transaction_id!r}", lambda: self._start_once(req)
+            TransactionStartResponse, f"start of {req.transaction_id!r}", lambda: self._start_once(request)
         )
 
     def stop_transaction(self, transaction_id: str) -> TransactionStopResponse:
@@ -448,21 +317,17 @@ class PowermeterDriver:
             return self._answer(TransactionStopResponse, "stop of every pending transaction",
                                 self._clear_all_once())
         return self._answer(
-            TransactionStopResponse, f"stop of {transaction_id!r}", lambda: self._stop_once(transaction_id)
+            TransactionStopResponse, f"stop of {transaction_id!r}",
+            lambda: self._stop_response(self._require_transactions().stop(transaction_id)),
         )
 
-    def _answer(
-        self,
-        response: Callable[..., T],
-        what: str,
-        attempt: Callable[[], T],
-    ) -> T:
+    def _answer(self, response: Callable[..., T], what: str, attempt: Callable[[], T]) -> T:
         """Run a command's attempts under the command lock; what goes wrong becomes the answer's status
         and error, as EVerest's interface wants (a driver bug is answered too, not thrown at EvseManager)."""
         with self._command_lock:
             try:
                 return self._persist(what, attempt)
-            except _NotSupported as exc:
+            except TransactionsNotSupported as exc:
                 return response(TransactionRequestStatus.NOT_SUPPORTED, error=str(exc))
             except DriverError as exc:
                 return response(TransactionRequestStatus.UNEXPECTED_ERROR, error=str(exc))
@@ -482,147 +347,60 @@ class PowermeterDriver:
             except CommunicationError as exc:
                 remaining = link_deadline - time.monotonic()
                 if remaining <= 0:
-                    raise _CommandFailed(
+                    raise CommandFailed(
                         f"{what} failed: meter not reachable for {self.config.command_timeout:g} s ({exc}); "
                         "the meter keeps its transactions, repeat the command once the link is back"
                     ) from None
-                self._pause(min(backoff, remaining), what)
+                self.pause(min(backoff, remaining), what)
                 backoff = min(backoff * 2, self.config.backoff_max)
             except MeterExceptionError as exc:
                 if exc.code == 2:
-                    raise _NotSupported(f"{what}: the meter has no transaction registers ({exc})") from None
+                    raise TransactionsNotSupported(
+                        f"{what}: the meter has no transaction registers ({exc})"
+                    ) from None
                 if exc.code != 6:
-                    raise _CommandFailed(f"{what} failed: {exc}") from None
+                    raise CommandFailed(f"{what} failed: {exc}") from None
                 if time.monotonic() >= busy_deadline:
-                    raise _CommandFailed(
+                    raise CommandFailed(
                         f"{what} failed: meter stayed busy for {self.config.busy_timeout:g} s"
                     ) from None
-                self._pause(BUSY_POLL_SECONDS, what)
-
-    def _pause(self, seconds: float, what: str) -> None:
-        if self._closing.wait(seconds):
-            raise _CommandFailed(f"{what} abandoned: the driver is closing")
-
-    def _require_transactions(self) -> None:
-        identity = self._ensure_identity()
-        if not identity["capabilities"] & reg.CAP_TRANSACTIONS:
-            raise _NotSupported(
-                f"meter {identity['vendor']} {identity['model']} has no signed transactions "
-                "(capabilities bit 0 clear)"
-            )
-
-    def _run_meter_command(self, command: int, what: str) -> dict[str, Any]:
-        """Write a command and wait while the meter is busy; _CommandFailed with the meter's reason."""
-        try:
-            self._write(reg.COMMAND, [command])
-        except MeterExceptionError as exc:
-            if exc.code in (2, 6):
-                raise  # not supported / busy: _persist handles them
-            raise _CommandFailed(f"{what} refused: {exc}{self._last_error_suffix()}") from None
-        busy_deadline = time.monotonic() + self.config.busy_timeout
-        while True:
-            state = self._read_block(reg.TRANSACTION_STATE)
-            if state["command_status"] == reg.CMD_DONE:
-                return state
-            if state["command_status"] == reg.CMD_FAILED:
-                code = self._read_block(reg.STATUS)["last_error"]
-                raise _CommandFailed(f"{what} failed: {reg.meter_error_text(code)} (meter error {code})")
-            if time.monotonic() >= busy_deadline:
-                raise _CommandFailed(f"{what} failed: meter stayed busy for {self.config.busy_timeout:g} s")
-            self._pause(BUSY_POLL_SECONDS, what)
-
-    def _last_error_suffix(self) -> str:
-        try:
-            code = self._read_block(reg.STATUS)["last_error"]
-        except DriverError:
-            return ""
-        return f"; meter says: {reg.meter_error_text(code)} (meter error {code})" if code else ""
+                self.pause(0.05, what)
 
     def _start_once(self, req: TransactionReq) -> TransactionStartResponse:
-        self._require_transactions()
-        status = self._read_status()
-        state = self._read_block(reg.TRANSACTION_STATE)
-        if status["transaction_state"] != reg.STATE_IDLE:
-            if state["open_transaction_id"] == req.transaction_id:
-                log.info(
-                    "transaction %r is already open in the meter (start answer lost?)", req.transaction_id
-                )
-                return self._started(req.transaction_id, state, fresh=False)
-            raise _CommandFailed(
-                f"start of {req.transaction_id!r} refused: transaction {state['open_transaction_id']!r} "
-                "is still active in the meter; stop it first"
-            )
-        self._write(reg.IDENTIFICATION_ADDRESS, reg.encode_identification(req))
-        try:
-            state = self._run_meter_command(reg.CMD_START, f"start of {req.transaction_id!r}")
-        except _CommandFailed:
-            # The link layer repeats a write whose answer was lost; a start the meter already ran then
-            # fails "already active". If the open transaction is the one asked for, the start worked.
-            state = self._read_block(reg.TRANSACTION_STATE)
-            if state["open_transaction_id"] != req.transaction_id:
-                raise
-            log.info("start of %r: the meter runs it (a repeated start was refused)", req.transaction_id)
-        return self._started(req.transaction_id, state, fresh=True)
+        started = self._require_transactions().start(req)
+        return self._start_response(req.transaction_id, started)
 
-    def _started(
-        self, transaction_id: str, state: dict[str, Any], *, fresh: bool
-    ) -> TransactionStartResponse:
+    def _start_response(self, transaction_id: str, started: Started) -> TransactionStartResponse:
+        def when(seconds: int | None) -> str | None:
+            return None if seconds is None else rfc3339(seconds)
+
         response = TransactionStartResponse(
             TransactionRequestStatus.OK,
-            transaction_min_stop_time=rfc3339(state["min_stop_time"]) if state["min_stop_time"] else None,
-            transaction_max_stop_time=rfc3339(state["max_stop_time"]) if state["max_stop_time"] else None,
+            transaction_min_stop_time=when(started.min_stop_time),
+            transaction_max_stop_time=when(started.max_stop_time),
         )
-        separate_begin = self._ensure_identity()["capabilities"] & reg.CAP_SEPARATE_BEGIN
-        if fresh and separate_begin and state["result_length"]:
-            # Only a record made by this start counts: the buffer may still hold the last stop's record.
-            if state["result_pagination"] == self._read_block(reg.STATUS)["pagination"]:
-                response.signed_meter_value = self._signed(self._read_record(state))
-                self._begin_records[transaction_id] = response.signed_meter_value
-            else:
-                log.info("meter signs begin records separately but left none for %r", transaction_id)
+        if started.begin_record is not None:
+            response.signed_meter_value = self._signed(started.begin_record)
+            self._begin_records[transaction_id] = response.signed_meter_value
         return response
-
-    def _stop_once(self, transaction_id: str) -> TransactionStopResponse:
-        self._require_transactions()
-        self._read_status()  # notices a reboot before the command
-        self._write(reg.TRANSACTION_ID, reg.encode_string(transaction_id, reg.TRANSACTION_ID_REGS))
-        state = self._run_meter_command(reg.CMD_STOP, f"stop of {transaction_id!r}")
-        record = self._read_record(state)
-        return self._stop_response(transaction_id, record)
 
     def _clear_all_once(self) -> Callable[[], TransactionStopResponse]:
         """An attempt for stop(""); remembers across retries which transaction was open, for its record."""
         seen_open: list[str] = []
 
         def attempt() -> TransactionStopResponse:
-            self._require_transactions()
-            self._read_status()
-            open_id = self._read_block(reg.TRANSACTION_STATE)["open_transaction_id"]
-            if open_id and open_id not in seen_open:
+            protocol = self._require_transactions()
+            open_id = protocol.open_transaction()
+            if open_id is not None and open_id not in seen_open:
                 seen_open.append(open_id)
-            self._run_meter_command(reg.CMD_CLEAR_ALL, "clear of every pending transaction")
-            if not seen_open:
+            closed = protocol.close_all()
+            if closed is None and seen_open:
+                closed = protocol.fetch(seen_open[-1])
+            if closed is None:
                 return TransactionStopResponse(TransactionRequestStatus.OK)
-            closed = seen_open[-1]
-            self._write(reg.TRANSACTION_ID, reg.encode_string(closed, reg.TRANSACTION_ID_REGS))
-            state = self._run_meter_command(reg.CMD_FETCH, f"fetch of the record of {closed!r}")
-            return self._stop_response(closed, self._read_record(state))
+            return self._stop_response(closed)
 
         return attempt
-
-    def _read_record(self, state: dict[str, Any]) -> str:
-        """The OCMF record in the result buffer, exactly as the meter wrote it."""
-        length = state["result_length"]
-        if not 0 < length <= reg.RESULT_BUFFER_BYTES:
-            raise _CommandFailed(
-                f"meter reports a record of {length} bytes, outside 1..{reg.RESULT_BUFFER_BYTES}"
-            )
-        registers = self._read(reg.RESULT_BUFFER, math.ceil(length / 2))
-        data = reg.registers_to_bytes(registers)[:length]
-        try:
-            return data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise _CommandFailed(f"the meter's record is not UTF-8 text ({exc})") from None
 
     def _signed(self, record: str) -> SignedMeterValue:
         return SignedMeterValue(
@@ -632,18 +410,19 @@ class PowermeterDriver:
             public_key=self.public_key_ocmf,
         )
 
-    def _stop_response(self, transaction_id: str, record: str) -> TransactionStopResponse:
-        signed = self._signed(record)
+    def _stop_response(self, stopped: Stopped) -> TransactionStopResponse:
+        signed = self._signed(stopped.record)
+        begin = self._begin_records.pop(stopped.transaction_id, None)
+        if stopped.begin_record is not None:
+            begin = self._signed(stopped.begin_record)
         response = TransactionStopResponse(
-            TransactionRequestStatus.OK,
-            start_signed_meter_value=self._begin_records.pop(transaction_id, None),
-            signed_meter_value=signed,
+            TransactionRequestStatus.OK, start_signed_meter_value=begin, signed_meter_value=signed
         )
-        failures = self._verify(record, signed.public_key)
+        failures = self._verify(stopped.record, signed.public_key)
         if failures:
             response.status = TransactionRequestStatus.UNEXPECTED_ERROR
             response.error = (
-                f"OCMF record of transaction {transaction_id!r} does not verify against the meter's "
+                f"OCMF record of transaction {stopped.transaction_id!r} does not verify against the meter's "
                 f"public key: {'; '.join(failures)} (record passed on unchanged)"
             )
         return response
@@ -655,7 +434,7 @@ class PowermeterDriver:
         try:  # written separately; imported late so the driver runs without it
             ocmf = importlib.import_module("driver.ocmf")
         except ImportError:
-            self._raise_error(
+            self.raise_error(
                 ErrorType.VENDOR_WARNING,
                 "driver.ocmf is not installed: OCMF records are passed on unverified",
             )

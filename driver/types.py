@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, fields, is_dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Self, TypeVar
 
@@ -354,6 +355,11 @@ class TransactionReq(_Json):
             check_meter_text("identification_data", self.identification_data, MAX_IDENTIFICATION_DATA)
         if self.tariff_text is not None:
             check_meter_text("tariff_text", self.tariff_text, MAX_TARIFF_TEXT)
+
+
+def rfc3339(seconds: int | float) -> str:
+    """UTC seconds since 1970 as an RFC 3339 timestamp (Powermeter.timestamp, the stop-time limits)."""
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def check_meter_text(name: str, value: Any, max_length: int) -> None:

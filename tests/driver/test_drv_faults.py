@@ -11,7 +11,7 @@ import pytest
 from drv_support import SimMeter, request_for, wait_for
 
 from driver import CommunicationError, ErrorType, MeterExceptionError, TransactionRequestStatus, ocmf
-from driver.registers import COMMAND, TRANSACTION_ID, encode_string
+from driver.protocols.reference_map import COMMAND, TRANSACTION_ID, encode_string
 
 OK = TransactionRequestStatus.OK
 UNEXPECTED = TransactionRequestStatus.UNEXPECTED_ERROR
@@ -291,7 +291,7 @@ def test_a_record_that_does_not_verify_is_reported_and_passed_on_unchanged(fresh
 
     drv = make_driver(fresh_sim.path)
     other = ec.derive_private_key(12345, ec.SECP256R1()).public_key()
-    drv._public_key_der = other.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    drv.protocol._public_key = other.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
     assert drv.start_transaction(request_for("drv-bad-sig")).status is OK
     response = drv.stop_transaction("drv-bad-sig")
     assert response.status is UNEXPECTED

@@ -2,7 +2,7 @@
 
 import pytest
 
-from driver import registers as reg
+from driver.protocols import reference_map as reg
 from driver.errors import CommunicationError
 from driver.types import TransactionReq
 

@@ -1,4 +1,4 @@
-"""The driver's own description of the reference meter's registers (docs/register-map.md) and their codec.
+"""The driver's own description of the reference meter's registers (docs/meters/reference.md).
 
 Kept apart from the simulator's profile on purpose: a mistake on either side then shows up as a
 failing test instead of two copies agreeing with themselves. Addresses are protocol addresses (0-based).
@@ -6,9 +6,8 @@ failing test instead of two copies agreeing with themselves. Addresses are proto
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from driver.errors import CommunicationError
+from driver.blocks import Block, Field, decode_block
+from driver.codec import decode_string, encode_string, encode_u32, registers_to_bytes
 from driver.types import (
     OCMFIdentificationFlags,
     OCMFIdentificationLevel,
@@ -17,30 +16,11 @@ from driver.types import (
     TransactionReq,
 )
 
+__all__ = ["Block", "Field", "decode_block", "decode_string", "encode_string", "encode_u32",
+           "registers_to_bytes"]
+
 NOT_GIVEN = 0xFFFF
-MAX_REGISTERS_PER_READ = 125
-MAX_REGISTERS_PER_WRITE = 120
 SUPPORTED_MAP_VERSION = 1
-
-
-@dataclass(frozen=True)
-class Field:
-    """One value in a block: offset from the block start, type, register count and scale."""
-
-    name: str
-    offset: int
-    kind: str  # u16, s16, u32, s32, string
-    count: int = 1
-    scale: float = 1.0
-
-
-@dataclass(frozen=True)
-class Block:
-    """A contiguous run of registers read (or written) in one request."""
-
-    address: int
-    count: int
-    fields: tuple[Field, ...]
 
 
 def _u32(name: str, offset: int, scale: float = 1.0) -> Field:
@@ -173,78 +153,12 @@ METER_ERRORS = {
     6: "meter not ready (booting or signing)",
 }
 
-MODBUS_EXCEPTIONS = {
-    1: "illegal function",
-    2: "illegal data address",
-    3: "illegal data value",
-    4: "server device failure",
-    5: "acknowledge",
-    6: "server device busy",
-}
-
-
 def meter_error_text(code: int) -> str:
     """The register map's meaning of a last_error code."""
     return METER_ERRORS.get(code, f"meter error code {code}")
 
 
-# --- codec ----------------------------------------------------------------------------------------
-
-
-def encode_string(text: str, count: int) -> list[int]:
-    """ASCII, two characters a register (first in the high byte), NUL padded to count registers."""
-    data = text.encode("ascii")
-    if len(data) > count * 2:
-        raise ValueError(f"{text!r} is longer than {count * 2} characters")
-    data = data.ljust(count * 2, b"\x00")
-    return [(data[i] << 8) | data[i + 1] for i in range(0, len(data), 2)]
-
-
-def registers_to_bytes(registers: list[int]) -> bytes:
-    """Big-endian bytes of the registers, in order."""
-    return b"".join(r.to_bytes(2, "big") for r in registers)
-
-
-def decode_string(registers: list[int]) -> str:
-    """ASCII up to the first NUL; a byte past ASCII means the meter answered garbage."""
-    data = registers_to_bytes(registers).split(b"\x00", 1)[0]
-    try:
-        return data.decode("ascii")
-    except UnicodeDecodeError:
-        raise CommunicationError(f"meter sent a string that is not ASCII: {data!r}") from None
-
-
-def encode_u32(value: int) -> list[int]:
-    """High word first."""
-    if not 0 <= value <= 0xFFFFFFFF:
-        raise ValueError(f"{value} does not fit in u32")
-    return [(value >> 16) & 0xFFFF, value & 0xFFFF]
-
-
-def _decode_field(spec: Field, registers: list[int]) -> int | float | str:
-    words = registers[spec.offset : spec.offset + spec.count]
-    if spec.kind == "string":
-        return decode_string(words)
-    if spec.kind == "u16":
-        raw = words[0]
-    elif spec.kind == "s16":
-        raw = words[0] - 0x10000 if words[0] & 0x8000 else words[0]
-    else:
-        raw = (words[0] << 16) | words[1]
-        if spec.kind == "s32" and raw & 0x80000000:
-            raw -= 0x100000000
-    if spec.scale == 1.0:
-        return raw
-    return round(raw * spec.scale, 6)
-
-
-def decode_block(block: Block, registers: list[int]) -> dict[str, int | float | str]:
-    """Every field of a block, scaled to its unit."""
-    if len(registers) != block.count:
-        raise CommunicationError(
-            f"meter answered {len(registers)} registers at 0x{block.address:04X}, expected {block.count}"
-        )
-    return {spec.name: _decode_field(spec, registers) for spec in block.fields}
+# --- the identification block -------------------------------------------------------------
 
 
 def _index(member: object, table: type) -> int:

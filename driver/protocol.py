@@ -1,0 +1,185 @@
+"""The meter protocol: what one meter model's registers and commands are, beneath the EVerest policy.
+
+PowermeterDriver (driver/powermeter.py) is the policy, written once: commands never raise, errors are
+raised and cleared, a lost link is retried with backoff, records are verified. A MeterProtocol is one
+meter model's back end (as python-can's BusABC has one back end an interface): it knows the registers,
+reads the dataset, runs start and stop the way that meter wants them, and fetches a pending record.
+A protocol raises; the policy turns what it raises into EVerest's answers.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Protocol
+
+from driver.errors import DriverError, MeterExceptionError
+from driver.types import Powermeter, TransactionReq
+
+if TYPE_CHECKING:
+    from driver.config import DriverConfig
+    from driver.events import ErrorType
+
+BUSY_POLL_SECONDS = 0.05
+
+
+class CommandFailed(DriverError):
+    """The meter cannot do a command; the policy answers UNEXPECTED_ERROR with this message."""
+
+
+class TransactionsNotSupported(DriverError):
+    """The meter has no signed transactions; the policy answers NOT_SUPPORTED with this message."""
+
+
+class RegisterLink(Protocol):
+    """The Modbus operations a protocol may use (ModbusLink, watched by the policy for link faults)."""
+
+    def read_holding(self, address: int, count: int) -> list[int]: ...
+    def read_input(self, address: int, count: int) -> list[int]: ...
+    def write(self, address: int, values: list[int]) -> None: ...
+    def write_multiple(self, address: int, values: list[int]) -> None: ...
+
+
+class DriverServices(Protocol):
+    """What the policy offers a protocol: its settings, error reporting and an interruptible pause."""
+
+    config: DriverConfig
+
+    def raise_error(self, kind: ErrorType, message: str) -> None: ...
+    def clear_error(self, kind: ErrorType) -> None: ...
+    def pause(self, seconds: float, what: str) -> None: ...
+    def wait(self, seconds: float) -> bool: ...
+
+
+@dataclass(frozen=True)
+class MeterIdentity:
+    """What a meter says it is."""
+
+    vendor: str
+    model: str
+    serial_number: str
+    firmware: str
+    transactions: bool
+    separate_begin_end: bool = False
+    evidence: str = ""
+    """Where the meter says whether it has transactions, for the NOT_SUPPORTED answer."""
+
+
+@dataclass(frozen=True)
+class Started:
+    """A start the meter accepted: its stop-time limits (UTC seconds) and a begin record if it signs one."""
+
+    min_stop_time: int | None = None
+    max_stop_time: int | None = None
+    begin_record: str | None = None
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """A closed transaction's record as the meter wrote it, and its begin record when signed apart."""
+
+    transaction_id: str
+    record: str
+    begin_record: str | None = None
+
+
+@dataclass(frozen=True)
+class RequestPattern:
+    """How one kind of request looks on the wire, for rigs and fault campaigns that act at exact points."""
+
+    kind: str
+    function_code: int
+    address: int
+    value: int | None = None  # the first register written, when the kind is told by the value
+
+
+class MeterProtocol(ABC):
+    """One meter model's back end. Subclasses set `model` and `requests`, and register themselves in
+    driver/protocols/__init__.py."""
+
+    model: ClassVar[str]
+    """The model's name, as rig files and --model spell it (e.g. "iskra-wm3m4c")."""
+    requests: ClassVar[tuple[RequestPattern, ...]] = ()
+    """The command path's requests by kind: start, stop, clear, fetch, ident, txid, state, record."""
+    max_read: ClassVar[int] = 125
+    max_write: ClassVar[int] = 123
+
+    def __init__(self, link: RegisterLink, services: DriverServices) -> None:
+        self.link = link
+        self.services = services
+        self.identity: MeterIdentity | None = None
+
+    @classmethod
+    def request_kind(cls, function_code: int, address: int, values: list[int]) -> str | None:
+        """The kind of a request (values: the registers it writes, [] for a read), None for any other."""
+        for pattern in cls.requests:
+            if pattern.function_code == function_code and pattern.address == address and (
+                pattern.value is None or values[:1] == [pattern.value]
+            ):
+                return pattern.kind
+        return None
+
+    @classmethod
+    @abstractmethod
+    def probe(cls, link: RegisterLink) -> tuple[bool, str]:
+        """Read the identity registers: (True, the meter's description) when it is this model, else
+        (False, what was read). CommunicationError when nothing answers; an exception is "not this model"."""
+
+    @abstractmethod
+    def identify(self) -> MeterIdentity:
+        """Read identity and public key (again after a reboot); sets self.identity."""
+
+    @abstractmethod
+    def public_key_der(self) -> bytes | None:
+        """The meter's public key as DER SubjectPublicKeyInfo, None when it has none."""
+
+    @abstractmethod
+    def read_dataset(self) -> Powermeter:
+        """One Powermeter dataset read now; also notices a reboot and sets an unsynchronised clock."""
+
+    @abstractmethod
+    def start(self, req: TransactionReq) -> Started:
+        """Start req's transaction. Idempotent: a repeat of a start that worked (lost answer) succeeds."""
+
+    @abstractmethod
+    def stop(self, transaction_id: str) -> Stopped:
+        """Stop the transaction and return its record; a repeat of a stop that worked returns the
+        same record (never a second one). CommandFailed when the meter does not run that transaction."""
+
+    @abstractmethod
+    def open_transaction(self) -> str | None:
+        """The id of the transaction the meter runs ("" when it cannot tell), None when it is idle."""
+
+    @abstractmethod
+    def close_all(self) -> Stopped | None:
+        """Close whatever is open and clear what is pending; the closed transaction's record when this
+        call closed one and could read it, else None."""
+
+    @abstractmethod
+    def fetch(self, transaction_id: str) -> Stopped | None:
+        """The stored record of a closed transaction, None when the meter holds none for it."""
+
+    # --- helpers for subclasses ----------------------------------------------------------------
+
+    def poll(self, what: str, read: Callable[[], int], done: Callable[[int], bool],
+             failed: Callable[[int], str | None], timeout: float | None = None) -> int:
+        """Read a status until done(value); CommandFailed with failed(value) or after the busy timeout."""
+        limit = self.services.config.busy_timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        while True:
+            value = read()
+            if done(value):
+                return value
+            reason = failed(value)
+            if reason is not None:
+                raise CommandFailed(f"{what} failed: {reason}")
+            if time.monotonic() >= deadline:
+                raise CommandFailed(f"{what} failed: the meter did not finish within {limit:g} s")
+            self.services.pause(BUSY_POLL_SECONDS, what)
+
+
+def refused(exc: MeterExceptionError, what: str) -> CommandFailed:
+    """A CommandFailed for a command the meter answered with a Modbus exception (busy is retried instead)."""
+    return CommandFailed(f"{what} refused: {exc}")
