@@ -7,6 +7,8 @@ configuration error (the message names what is wrong). Results are JSON on stdou
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import logging
 import os
 import sys
@@ -14,6 +16,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from driver.config import AUTO, DriverConfig
 from driver.errors import (
     CommunicationError,
     ConfigurationError,
@@ -21,7 +24,8 @@ from driver.errors import (
     MeterExceptionError,
     RequestError,
 )
-from driver.powermeter import DriverConfig, PowermeterDriver
+from driver.powermeter import PowermeterDriver
+from driver.protocols import PROTOCOLS
 from driver.types import (
     OCMFIdentificationFlags,
     OCMFIdentificationLevel,
@@ -47,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--parity", choices=["N", "E", "O"], default="E")
     parser.add_argument("--stopbits", type=int, choices=[1, 2], default=1)
     parser.add_argument("--unit", type=int, default=1, help="Modbus unit id (1..247)")
+    parser.add_argument(
+        "--model",
+        choices=[*PROTOCOLS, AUTO],
+        default=AUTO,
+        help="the meter's protocol; auto (the default) identifies the meter from its identity registers",
+    )
     parser.add_argument("--timeout", type=float, default=0.5, help="seconds to wait for one answer")
     parser.add_argument(
         "--command-timeout", type=float, default=10.0, help="seconds start/stop wait for an unreachable meter"
@@ -84,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     stop.add_argument("transaction_id", help='the id, or "" to clear every pending transaction')
 
     commands.add_parser("public-key", help="print the meter's OCMF public key (hex DER)")
+    commands.add_parser("identify", help="print which model the meter is, and what it says of itself (JSON)")
     return parser
 
 
@@ -151,6 +162,7 @@ def _watch(driver: PowermeterDriver, interval: float, count: int) -> int:
 def _run(args: argparse.Namespace) -> int:
     config = DriverConfig(
         port=args.port,
+        model=args.model,
         baudrate=args.baudrate,
         parity=args.parity,
         stopbits=args.stopbits,
@@ -165,6 +177,13 @@ def _run(args: argparse.Namespace) -> int:
             if args.watch:
                 return _watch(driver, args.interval, args.count)
             print(driver.read_powermeter().to_json())
+            return EXIT_OK
+        if args.command == "identify":
+            identity = driver.meter_identity()
+            found = {"model": driver.model, "found_by": "auto" if args.model == AUTO else "--model"}
+            if driver.model_found:
+                found["description"] = driver.model_found
+            print(json.dumps({**found, "meter": dataclasses.asdict(identity)}))
             return EXIT_OK
         if args.command == "public-key":
             key = driver.public_key_ocmf

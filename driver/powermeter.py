@@ -28,7 +28,14 @@ from driver.errors import (
 )
 from driver.events import ErrorEvent, ErrorType
 from driver.modbus_link import ModbusLink
-from driver.protocol import CommandFailed, MeterProtocol, Started, Stopped, TransactionsNotSupported
+from driver.protocol import (
+    CommandFailed,
+    MeterIdentity,
+    MeterProtocol,
+    Started,
+    Stopped,
+    TransactionsNotSupported,
+)
 from driver.protocols import identify, protocol_class
 from driver.types import (
     MAX_TRANSACTION_ID,
@@ -180,6 +187,12 @@ class PowermeterDriver:
                 self._protocol.identify()
                 self._identified = True
             return self._protocol
+
+    def meter_identity(self) -> MeterIdentity:
+        """What the meter says it is (identified now if needed); CommunicationError when it is silent."""
+        identity = self._meter().identity
+        assert identity is not None
+        return identity
 
     def _require_transactions(self) -> MeterProtocol:
         protocol = self._meter()
