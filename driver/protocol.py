@@ -102,7 +102,8 @@ class MeterProtocol(ABC):
     model: ClassVar[str]
     """The model's name, as rig files and --model spell it (e.g. "iskra-wm3m4c")."""
     requests: ClassVar[tuple[RequestPattern, ...]] = ()
-    """The command path's requests by kind: start, stop, clear, fetch, ident, txid, state, record."""
+    """The command path's requests by kind: start, stop, clear, fetch, ident, txid, state, record.
+    A command written with FC06 also counts when an FC16 writes it."""
     max_read: ClassVar[int] = 125
     max_write: ClassVar[int] = 123
 
@@ -113,11 +114,19 @@ class MeterProtocol(ABC):
 
     @classmethod
     def request_kind(cls, function_code: int, address: int, values: list[int]) -> str | None:
-        """The kind of a request (values: the registers it writes, [] for a read), None for any other."""
+        """The kind of a request (values: the registers it writes, [] for a read), None for any other.
+
+        A pattern with a value (a command) matches any write that puts that value at its address; one
+        without matches requests that start at its address."""
         for pattern in cls.requests:
-            if pattern.function_code == function_code and pattern.address == address and (
-                pattern.value is None or values[:1] == [pattern.value]
-            ):
+            if pattern.function_code != function_code:
+                continue
+            if pattern.value is None:
+                if pattern.address == address:
+                    return pattern.kind
+                continue
+            offset = pattern.address - address
+            if 0 <= offset < len(values) and values[offset] == pattern.value:
                 return pattern.kind
         return None
 

@@ -20,6 +20,7 @@ from report_plugin import REQUIREMENTS, ConformanceReport, RunInfo, versions
 from rigs import CAPABILITIES, GROUND_TRUTH, Rig, RigError, RigFileError, RigSpec, load_rig
 from rigs.meter_side import check_port
 from rigs.rig import driver_factory
+from rigs.spec import with_model
 from rigs.wirelog import WireLog
 
 RIG_ENV = "METER_HIL_RIG"
@@ -34,6 +35,8 @@ _WIRE_KEY = pytest.StashKey[WireLog]()
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("meter-hil conformance")
     group.addoption("--rig", default=None, help=f"rig file (TOML); default ${RIG_ENV} or rigs/virtual.toml")
+    group.addoption("--model", default=None,
+                    help="meter model (docs/meters/), instead of the rig file's meter.model")
     group.addoption("--conformance-reports", default=None, metavar="DIR",
                     help="write summary.md, summary.json and wire.log into DIR")
 
@@ -46,6 +49,8 @@ def pytest_configure(config: pytest.Config) -> None:
     path = config.getoption("--rig") or os.environ.get(RIG_ENV) or str(DEFAULT_RIG)
     try:
         spec = load_rig(path)
+        if config.getoption("--model"):
+            spec = with_model(spec, config.getoption("--model"))
         driver_factory(spec)  # the driver class and its settings are part of the rig file
         if spec.meter.kind == "physical":
             check_port(spec.meter)
@@ -57,7 +62,8 @@ def pytest_configure(config: pytest.Config) -> None:
     reports = config.getoption("--conformance-reports")
     out_dir = Path(reports) if reports else None
     info = RunInfo(rig_file=str(spec.path), rig_name=spec.name, rig_sha256=spec.sha256,
-                   capabilities=sorted(spec.capabilities), driver_class=spec.driver.class_path,
+                   model=spec.meter.model, capabilities=sorted(spec.capabilities),
+                   driver_class=spec.driver.class_path,
                    versions=versions(spec.driver.class_path), seed=base_seed())
     report = ConformanceReport(config, info, out_dir)
     config.stash[_REPORT_KEY] = report

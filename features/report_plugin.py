@@ -43,6 +43,7 @@ class RunInfo:
     rig_file: str
     rig_name: str
     rig_sha256: str
+    model: str
     capabilities: list[str]
     driver_class: str
     versions: dict[str, str]
@@ -177,8 +178,9 @@ class ConformanceReport:
             return
         write = terminalreporter.write_line
         write("")
-        write(f"Conformance summary: rig {self.info.rig_name} ({self.info.rig_file}, "
-              f"sha256 {self.info.rig_sha256[:16]}...), verdict {self.verdict()}")
+        info = self.info
+        write(f"Conformance summary: rig {info.rig_name}, model {info.model} ({info.rig_file}, "
+              f"sha256 {info.rig_sha256[:16]}...), verdict {self.verdict()}")
         write(f"{'requirement':12} {'passed':>6} {'failed':>6} {'skipped':>7}")
         for requirement, row in self.by_requirement().items():
             write(f"{requirement:12} {row['passed']:6} {row['failed']:6} {row['skipped']:7}")
@@ -209,6 +211,7 @@ class ConformanceReport:
             f"- Verdict: **{data['verdict']}**",
             f"- Rig file: `{info.rig_file}` (sha256 `{info.rig_sha256}`)",
             f"- Capabilities: {', '.join(info.capabilities) or 'none'}",
+            f"- Meter model: `{info.model}`",
             f"- Driver: `{info.driver_class}`",
             f"- Versions: {', '.join(f'{k} {v}' for k, v in info.versions.items())}",
             f"- Identity seed: {info.seed}",

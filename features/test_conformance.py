@@ -37,8 +37,9 @@ from rigs import BootResult, Rig, Session, status_name
 scenarios(".")
 
 TIMEOUT = 15.0  # seconds any single condition may take to come true on the virtual rig
-# Energy registers count 0.1 Wh; OCMF RV is kWh with 4 decimals: RV * 10000 is the register value.
-REGISTERS_PER_KWH = Decimal(10000)
+# A tariff text may carry the transaction id after this separator (meter-hil's Iskra and EM580 drivers
+# put it there, as EVerest's EM580 driver does, so the meter knows which transaction it runs).
+ID_SEPARATOR = "<=>"
 
 
 @dataclass
@@ -220,8 +221,12 @@ def record_holds_identification(ctx: Context) -> None:
     assert payload.get("IL") == sent.identification_level.value, f"IL {payload.get('IL')!r}"
     assert payload.get("IF") == [f.value for f in sent.identification_flags], f"IF {payload.get('IF')!r}"
     assert payload.get("CI") == sent.evse_id, f"CI {payload.get('CI')!r} != {sent.evse_id!r}"
+    with_id = f"{sent.tariff_text or ''}{ID_SEPARATOR}{sent.transaction_id}"
     if sent.tariff_text is not None:
-        assert payload.get("TT") == sent.tariff_text, f"TT {payload.get('TT')!r} != {sent.tariff_text!r}"
+        assert payload.get("TT") in (sent.tariff_text, with_id), (
+            f"TT {payload.get('TT')!r} is neither {sent.tariff_text!r} nor {with_id!r}")
+    else:
+        assert payload.get("TT") in (None, with_id), f"TT {payload.get('TT')!r} but no tariff text was sent"
 
 
 @then("its begin and end energy agree with the meter's ground truth")
@@ -234,11 +239,15 @@ def record_agrees_with_ground_truth(rig: Rig, ctx: Context) -> None:
     assert set(values) >= {"B", "E"}, f"the record lacks a begin or end reading: {sorted(values, key=str)}"
     begin, end = values["B"], values["E"]
     assert begin is not None and end is not None
-    assert begin * REGISTERS_PER_KWH == truth[0]["begin_register"], (
-        f"begin {begin} kWh != meter's begin register {truth[0]['begin_register']} (0.1 Wh)")
-    assert end * REGISTERS_PER_KWH == truth[0]["end_register"], (
-        f"end {end} kWh != meter's end register {truth[0]['end_register']} (0.1 Wh)")
-    assert abs(float(end) * 1000 - truth[0]["end_wh"]) < 0.1, "end reading differs from the meter's energy"
+    # The meter's counter: OCMF RV (kWh) x 1000 / resolution is the register value, exactly.
+    resolution = Decimal(str(rig.ground_truth()["energy_resolution_wh"]))
+    per_kwh = Decimal(1000) / resolution
+    assert begin * per_kwh == truth[0]["begin_register"], (
+        f"begin {begin} kWh != meter's begin register {truth[0]['begin_register']} ({resolution} Wh)")
+    assert end * per_kwh == truth[0]["end_register"], (
+        f"end {end} kWh != meter's end register {truth[0]['end_register']} ({resolution} Wh)")
+    assert abs(float(end) * 1000 - truth[0]["end_wh"]) < float(resolution), (
+        "end reading differs from the meter's energy by more than its resolution")
     # The driver passes the meter's record on unchanged (it never creates or alters a signed value).
     assert signed_record(ctx) == truth[0]["ocmf"], "the driver's record differs from the one the meter signed"
 
@@ -397,7 +406,7 @@ def stopped_session_signed(ctx: Context) -> None:
 def published_readings(rig: Rig, ctx: Context, count: int) -> None:
     manager = evse(rig)
     ctx.readings_from = len(manager.readings())
-    interval = rig.spec.driver.settings.get("publish_interval", 1.0)
+    interval = manager.driver.publish_interval
     wait_until(lambda: len(manager.readings()) >= ctx.readings_from + count,
                f"the driver published {count} readings", timeout=count * interval * 4 + 5)
     ctx.readings = manager.readings()[ctx.readings_from:ctx.readings_from + count]
@@ -405,7 +414,7 @@ def published_readings(rig: Rig, ctx: Context, count: int) -> None:
 
 @then("the readings arrived at the configured interval")
 def readings_at_interval(rig: Rig, ctx: Context) -> None:
-    interval = float(rig.spec.driver.settings.get("publish_interval", 1.0))
+    interval = float(evse(rig).driver.publish_interval)
     times = [t for t, _ in ctx.readings]
     gaps = [b - a for a, b in itertools.pairwise(times)]
     assert gaps, "fewer than two readings"
@@ -454,7 +463,7 @@ def reading_agrees_with_ground_truth(rig: Rig, ctx: Context) -> None:
     _, reading = manager.readings()[seen + 1]
     truth = rig.ground_truth()
     energy = reading.energy_Wh_import.total
-    resolution_wh = 0.1
+    resolution_wh = truth["energy_resolution_wh"]
     assert before["energy_wh"] - resolution_wh <= energy <= truth["energy_wh"] + resolution_wh, (
         f"published energy {energy} Wh, the meter counted {before['energy_wh']:.3f} Wh before the read "
         f"and {truth['energy_wh']:.3f} Wh after it")

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from driver.protocols import IskraProtocol, ReferenceProtocol
 from rigs import CAPABILITIES, GROUND_TRUTH, RigFileError, RigPortError, load_rig
-from rigs.frames import crc16, find_register_write
+from rigs.frames import crc16, find_request
 from rigs.meter_side import check_port
 from rigs.rig import driver_factory
 
@@ -128,18 +129,27 @@ def test_suite_on_the_bench_example_without_the_device_fails_at_once():
 
 
 def test_frame_finder_sees_a_stop_command_only_as_a_complete_request():
+    kind = ReferenceProtocol.request_kind
     body = bytes([1, 0x06, 0x04, 0xD4, 0x00, 0x02])
     frame = body + crc16(body).to_bytes(2, "little")
-    assert find_register_write(b"\x00\x11" + frame, 1, 0x04D4, 2) == 10
-    assert find_register_write(frame[:-1], 1, 0x04D4, 2) == -1  # truncated
-    assert find_register_write(frame[:-1] + b"\x00", 1, 0x04D4, 2) == -1  # bad CRC
-    assert find_register_write(frame, 2, 0x04D4, 2) == -1  # another unit
+    assert find_request(b"\x00\x11" + frame, 1, kind, "stop") == 10
+    assert find_request(frame[:-1], 1, kind, "stop") == -1  # truncated
+    assert find_request(frame[:-1] + b"\x00", 1, kind, "stop") == -1  # bad CRC
+    assert find_request(frame, 2, kind, "stop") == -1  # another unit
+    assert find_request(frame, 1, kind, "start") == -1
     # FC16 writing transaction id and command in one request (41 registers from 0x04AC)
     values = [0] * 40 + [2]
     body = bytes([1, 0x10, 0x04, 0xAC, 0, 41, 82]) + b"".join(v.to_bytes(2, "big") for v in values)
     frame = body + crc16(body).to_bytes(2, "little")
-    assert find_register_write(frame, 1, 0x04D4, 2) == len(frame)
-    assert find_register_write(frame, 1, 0x04D4, 1) == -1
+    assert find_request(frame, 1, kind, "stop") == len(frame)
+    assert find_request(frame, 1, kind, "start") == -1
+
+
+def test_frame_finder_takes_the_stop_command_from_the_meter_model():
+    body = bytes([1, 0x06, 0x1B, 0x8B, 0x72, 0x00])  # 7051 = 'r' << 8: Iskra's end command
+    frame = body + crc16(body).to_bytes(2, "little")
+    assert find_request(frame, 1, IskraProtocol.request_kind, "stop") == len(frame)
+    assert find_request(frame, 1, ReferenceProtocol.request_kind, "stop") == -1
 
 
 def test_a_scenario_needing_a_missing_capability_is_skipped_naming_it(tmp_path):

@@ -6,6 +6,8 @@ meter, before its answer comes back), which a timer could not hit reliably.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 
 def crc16(data: bytes) -> int:
     """Modbus RTU CRC-16 (polynomial 0xA001, initial 0xFFFF)."""
@@ -21,37 +23,43 @@ def _crc_ok(frame: bytes) -> bool:
     return len(frame) >= 4 and crc16(frame[:-2]) == int.from_bytes(frame[-2:], "little")
 
 
-def _frame_writes(frame: bytes, unit: int, address: int, value: int) -> bool:
-    """True when `frame` is a complete, CRC-correct FC06/FC16 request writing `value` to `address`."""
-    if len(frame) < 8 or frame[0] != unit:
-        return False
-    if frame[1] == 0x06:
-        return (len(frame) == 8 and _crc_ok(frame) and int.from_bytes(frame[2:4], "big") == address
-                and int.from_bytes(frame[4:6], "big") == value)
-    if frame[1] == 0x10 and len(frame) >= 9:
-        start = int.from_bytes(frame[2:4], "big")
+RequestKind = Callable[[int, int, list[int]], str | None]
+"""A protocol's classifier: (function code, address, registers written) -> request kind or None."""
+
+
+def _request_end(stream: bytes, start: int) -> tuple[int, list[int]] | None:
+    """End offset and written registers of a well-formed request at `start`, None when there is none."""
+    if start + 1 >= len(stream):
+        return None
+    fc = stream[start + 1]
+    if fc in (0x03, 0x04, 0x06):
+        end = start + 8
+    elif fc == 0x10 and start + 6 < len(stream):
+        end = start + 9 + stream[start + 6]
+    else:
+        return None
+    frame = stream[start:end]
+    if end > len(stream) or not _crc_ok(frame):
+        return None
+    if fc == 0x06:
+        return end, [int.from_bytes(frame[4:6], "big")]
+    if fc == 0x10:
         count = int.from_bytes(frame[4:6], "big")
-        if frame[6] != count * 2 or len(frame) != 9 + count * 2 or not _crc_ok(frame):
-            return False
-        if not start <= address < start + count:
-            return False
-        offset = 7 + (address - start) * 2
-        return int.from_bytes(frame[offset:offset + 2], "big") == value
-    return False
+        if frame[6] != count * 2:
+            return None
+        return end, [int.from_bytes(frame[7 + 2 * i : 9 + 2 * i], "big") for i in range(count)]
+    return end, []
 
 
-def find_register_write(stream: bytes, unit: int, address: int, value: int) -> int:
-    """End offset in `stream` of a request writing `value` to `address`, or -1 when there is none."""
+def find_request(stream: bytes, unit: int, kind_of: RequestKind, kind: str) -> int:
+    """End offset in `stream` of a CRC-correct request to `unit` that kind_of calls `kind`, or -1."""
     for start in range(len(stream)):
-        if stream[start] != unit or start + 1 >= len(stream):
+        if stream[start] != unit:
             continue
-        fc = stream[start + 1]
-        if fc == 0x06:
-            end = start + 8
-        elif fc == 0x10 and start + 6 < len(stream):
-            end = start + 9 + stream[start + 6]
-        else:
+        found = _request_end(stream, start)
+        if found is None:
             continue
-        if end <= len(stream) and _frame_writes(stream[start:end], unit, address, value):
+        end, values = found
+        if kind_of(stream[start + 1], int.from_bytes(stream[start + 2 : start + 4], "big"), values) == kind:
             return end
     return -1

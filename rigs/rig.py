@@ -17,7 +17,7 @@ from typing import Any
 
 from rigs.errors import CapabilityMissing, RigError, RigFileError
 from rigs.evse_manager import EvseManager
-from rigs.frames import find_register_write
+from rigs.frames import RequestKind, find_request
 from rigs.meter_side import PhysicalMeter, SimulatedMeter
 from rigs.power import PowerSwitch, power_switch
 from rigs.spec import GROUND_TRUTH, RigSpec
@@ -25,9 +25,6 @@ from rigs.wirelog import WireLog
 
 log = logging.getLogger(__name__)
 
-# Register map (docs/register-map.md): the command register and its "stop" value.
-COMMAND_REGISTER = 0x04D4
-COMMAND_STOP = 2
 
 
 def _import(path: str, field: str, rig_path: Path) -> Any:
@@ -60,11 +57,14 @@ def driver_factory(spec: RigSpec) -> Any:
             raise RigFileError(f"{spec.path}: driver.settings.{key}: {spec.driver.config_path} has no such "
                                f"setting (known: {', '.join(sorted(known))})")
 
+    # The meter model goes to a config that takes one (meter-hil's own: its protocol), unless set there.
+    model = {"model": spec.meter.model} if "model" in known and "model" not in spec.driver.settings else {}
+
     def configure(port: str) -> Any:
         meter = spec.meter
         try:
             config = config_cls(port=port, baudrate=meter.baudrate, parity=meter.parity, unit=meter.unit,
-                                **spec.driver.settings)
+                                **model, **spec.driver.settings)
             check = getattr(config, "validate", None)
             if callable(check):
                 check()
@@ -103,8 +103,9 @@ class Rig:
         self.evse: EvseManager | None = None
         self.driver_port: str | None = None
         self._power: PowerSwitch | None = None
-        self._armed_cut: tuple[int, int] | None = None  # (address, value) whose write cuts the link
+        self._armed_cut: str | None = None  # the kind of request whose arrival at the meter cuts the link
         self._to_meter = bytearray()
+        self._request_kind: RequestKind | None = None
         self._cut_done = threading.Event()
 
     # --- life cycle ------------------------------------------------------------------------------
@@ -217,9 +218,10 @@ class Rig:
         """Arm a cut: the link goes down right after the next stop command reaches the meter, so the
         meter acts on it but its answer is lost."""
         self._need("link_control")
+        self._request_kind = meter_requests(self.spec.meter.model)
         self._cut_done.clear()
         self._to_meter.clear()
-        self._armed_cut = (COMMAND_REGISTER, COMMAND_STOP)
+        self._armed_cut = "stop"
 
     def armed_cut_happened(self) -> bool:
         return self._cut_done.is_set()
@@ -236,7 +238,7 @@ class Rig:
             return
         self._to_meter += data
         del self._to_meter[:-512]
-        if find_register_write(bytes(self._to_meter), self.spec.meter.unit, *armed) >= 0:
+        if find_request(bytes(self._to_meter), self.spec.meter.unit, self._request_kind, armed) >= 0:
             self._armed_cut = None
             self.proxy.cut()
             self._cut_done.set()
@@ -261,6 +263,16 @@ class Rig:
                 self.set_load(0.0)
             except Exception as exc:  # the meter may be unreachable right now; charging is off anyway
                 log.info("could not switch the load off: %r", exc)
+
+
+def meter_requests(model: str) -> RequestKind:
+    """How the meter model's requests look on the wire (its protocol's own description)."""
+    from driver.protocols import PROTOCOLS  # late: a rig file can be checked without the serial stack
+
+    if model not in PROTOCOLS:
+        raise RigError(f"meter.model {model!r}: no protocol describes its requests, so the rig cannot tell "
+                       f"when a command reaches the meter (known: {', '.join(PROTOCOLS)})")
+    return PROTOCOLS[model].request_kind
 
 
 def _towards_meter(direction: str) -> bool:

@@ -7,6 +7,7 @@ mistake is reported once, naming the file and the field, instead of failing late
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import tomllib
 from dataclasses import dataclass, field
@@ -33,7 +34,10 @@ class MeterSpec:
     """The meter under test: the simulator (with its profile and speed) or a physical meter on a port."""
 
     kind: str
+    model: str = "reference"
+    """The meter model (docs/meters/): the simulated meter's model and the driver's protocol."""
     profile: str = "reference"
+    """The simulator's profile: the model's own unless a profile file is named."""
     speed: float = 60.0
     seed: int = 1
     port: str | None = None
@@ -140,9 +144,12 @@ def _table(path: Path, data: dict[str, Any], name: str, required: bool = True) -
 
 
 def _meter(path: Path, table: dict[str, Any]) -> MeterSpec:
-    f = _Fields(path, "meter", table, ("kind", "profile", "speed", "seed", "port", "baudrate", "parity",
-                                        "unit", "start_timeout"))
+    f = _Fields(path, "meter", table, ("kind", "model", "profile", "speed", "seed", "port", "baudrate",
+                                        "parity", "unit", "start_timeout"))
     kind = f.choice("kind", METER_KINDS)
+    model = f.get("model", str, "reference")
+    if not model.strip():
+        f.fail("model", "empty model name")
     unit = f.get("unit", int, 1)
     if not 1 <= unit <= 247:
         f.fail("unit", f"Modbus unit id must be 1..247, got {unit}")
@@ -156,17 +163,30 @@ def _meter(path: Path, table: dict[str, Any]) -> MeterSpec:
         for key in ("profile", "speed", "seed"):
             if key in table:
                 f.fail(key, "only a simulated meter has this (meter.kind is 'physical')")
-        return MeterSpec(kind=kind, port=port, baudrate=baudrate, parity=parity, unit=unit,
+        return MeterSpec(kind=kind, model=model, port=port, baudrate=baudrate, parity=parity, unit=unit,
                          start_timeout=float(start_timeout))
     if "port" in table:
         f.fail("port", "a simulated meter makes its own pty; remove meter.port or set kind = 'physical'")
-    profile = f.get("profile", str, "reference")
+    if model == "auto":
+        f.fail("model", "a simulated meter needs a model by name ('auto' is for a physical meter)")
+    profile = f.get("profile", str, model)
     if not profile.strip():
         f.fail("profile", "empty profile name")
     speed = f.positive("speed", (int, float), 60.0)
     seed = f.get("seed", int, 1)
-    return MeterSpec(kind=kind, profile=profile, speed=float(speed), seed=seed, baudrate=baudrate,
-                     parity=parity, unit=unit, start_timeout=float(start_timeout))
+    return MeterSpec(kind=kind, model=model, profile=profile, speed=float(speed), seed=seed,
+                     baudrate=baudrate, parity=parity, unit=unit, start_timeout=float(start_timeout))
+
+
+def with_model(spec: RigSpec, model: str) -> RigSpec:
+    """The rig with another meter model (make conformance MODEL=...): a simulated meter takes that
+    model's own profile."""
+    meter = dataclasses.replace(spec.meter, model=model)
+    if spec.meter.kind == "simulator":
+        if model == "auto":
+            raise RigFileError(f"{spec.path}: --model auto: a simulated meter needs a model by name")
+        meter = dataclasses.replace(meter, profile=model)
+    return dataclasses.replace(spec, meter=meter)
 
 
 def _import_path(f: _Fields, key: str, default: str) -> str:

@@ -126,8 +126,8 @@ class IskraProtocol(MeterProtocol):
 
     model: ClassVar[str] = "iskra-wm3m4c"
     requests: ClassVar[tuple[RequestPattern, ...]] = (
-        RequestPattern("start", 0x06, COMMAND, CMD_BEGIN),
-        RequestPattern("stop", 0x06, COMMAND, CMD_END),
+        *(RequestPattern(kind, fc, COMMAND, command)
+          for fc in (0x06, 0x10) for kind, command in (("start", CMD_BEGIN), ("stop", CMD_END))),
         RequestPattern("ident", 0x10, METADATA),
         RequestPattern("state", 0x03, CHARGING_STATE),
         RequestPattern("record", 0x03, SIGNED_DATASET),

@@ -42,10 +42,10 @@ class ReferenceProtocol(MeterProtocol):
 
     model: ClassVar[str] = "reference"
     requests: ClassVar[tuple[RequestPattern, ...]] = (
-        RequestPattern("start", 0x06, reg.COMMAND, reg.CMD_START),
-        RequestPattern("stop", 0x06, reg.COMMAND, reg.CMD_STOP),
-        RequestPattern("clear", 0x06, reg.COMMAND, reg.CMD_CLEAR_ALL),
-        RequestPattern("fetch", 0x06, reg.COMMAND, reg.CMD_FETCH),
+        *(RequestPattern(kind, fc, reg.COMMAND, command)
+          for fc in (0x06, 0x10)
+          for kind, command in (("start", reg.CMD_START), ("stop", reg.CMD_STOP),
+                                ("clear", reg.CMD_CLEAR_ALL), ("fetch", reg.CMD_FETCH))),
         RequestPattern("txid", 0x10, reg.TRANSACTION_ID),
         RequestPattern("ident", 0x10, reg.IDENTIFICATION_ADDRESS),
         RequestPattern("state", 0x03, reg.TRANSACTION_STATE.address),
