@@ -168,7 +168,7 @@ def test_a_scenario_needing_a_missing_capability_is_skipped_naming_it(tmp_path):
 @pytest.mark.parametrize(("driver_table", "message"), [
     ('class = "vendor_missing.Driver"', r"driver\.class: cannot import module 'vendor_missing'"),
     ('class = "driver.NoSuchDriver"', r"driver\.class: module 'driver' has no 'NoSuchDriver'"),
-    ('class = "driver.DriverConfig"', r"driver\.class: driver\.DriverConfig has no start_transaction\(\)"),
+    ('class = "driver.DriverConfig"', r"driver\.class: driver\.DriverConfig has no open"),
     ('[driver.settings]\npublish_intervall = 1', r"driver\.settings\.publish_intervall: .* no such setting"),
     ('[driver.settings]\ntimeout = "soon"', r"driver\.settings: timeout: 'soon' is not a positive number"),
 ])

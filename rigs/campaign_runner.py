@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from driver.errors import DriverError
+from driver.protocols import ReferenceProtocol
 from rigs.campaign_invariants import Observation, TxTrace, check
 from rigs.campaign_schedule import FaultPlan, Schedule
 from rigs.campaign_wire import FaultWire
@@ -133,7 +134,7 @@ class CampaignRunner:
         self._own_workdir = self.config.workdir is None
         self.workdir = self.config.workdir or Path(tempfile.mkdtemp(prefix="campaign-"))
         self.meter = MeterProcess(self.workdir, self.config.speed, self.config.sim_seed)
-        self.wire = FaultWire()
+        self.wire = FaultWire(ReferenceProtocol.request_kind)  # the campaign runs the reference meter
         self._faults: queue.Queue[FaultPlan | None] = queue.Queue()
         self._active_faults = 0
         self._fault_lock = threading.Lock()

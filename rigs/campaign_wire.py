@@ -19,34 +19,15 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from rigs.frames import RequestKind, parse_request, request_length
 from simulator.ptys import PtyPair
 
 TO_METER = "to_meter"
 TO_DRIVER = "to_driver"
 
-COMMAND_REGISTER = 0x04D4
-COMMAND_KINDS = {1: "start", 2: "stop", 3: "clear", 4: "fetch"}
-TRANSACTION_ID_REGISTER = 0x04AC
-IDENTIFICATION_REGISTER = 0x0400
-STATE_BLOCK = 0x04C0
-RESULT_BUFFER = 0x0500
-RESULT_BUFFER_END = 0x0700
-
-# The request kinds a fault can be attached to: only the command path, never the publisher's reads,
-# so the n-th occurrence of a kind does not depend on thread timing.
+# The request kinds a fault can be attached to (the meter protocol tells them apart): only the command
+# path, never the publisher's reads, so the n-th occurrence of a kind does not depend on thread timing.
 FRAME_KINDS = ("start", "stop", "clear", "fetch", "ident", "txid", "state", "record")
-
-
-def request_length(buffer: bytes) -> int | None:
-    """Length of the RTU request at the start of buffer; None while too short to tell, 0 if unknown."""
-    if len(buffer) < 2:
-        return None
-    fc = buffer[1]
-    if fc in (0x03, 0x06):
-        return 8
-    if fc == 0x10:
-        return None if len(buffer) < 7 else 9 + buffer[6]
-    return 0
 
 
 def answer_length(buffer: bytes) -> int | None:
@@ -56,29 +37,11 @@ def answer_length(buffer: bytes) -> int | None:
     fc = buffer[1]
     if fc & 0x80:
         return 5
-    if fc == 0x03:
+    if fc in (0x03, 0x04):
         return None if len(buffer) < 3 else 5 + buffer[2]
     if fc in (0x06, 0x10):
         return 8
     return 0
-
-
-def request_kind(frame: bytes) -> str | None:
-    """The FRAME_KINDS entry of a request frame, None for anything else (publisher reads, clock, ...)."""
-    if len(frame) < 8:
-        return None
-    fc, address = frame[1], int.from_bytes(frame[2:4], "big")
-    if fc == 0x06 and address == COMMAND_REGISTER:
-        return COMMAND_KINDS.get(int.from_bytes(frame[4:6], "big"))
-    if fc == 0x10 and address == TRANSACTION_ID_REGISTER:
-        return "txid"
-    if fc == 0x10 and address == IDENTIFICATION_REGISTER:
-        return "ident"
-    if fc == 0x03 and address == STATE_BLOCK:
-        return "state"
-    if fc == 0x03 and RESULT_BUFFER <= address < RESULT_BUFFER_END:
-        return "record"
-    return None
 
 
 @dataclass(frozen=True)
@@ -100,7 +63,8 @@ class FaultWire:
     `release()`. fire() must be quick: it hands the fault to another thread.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, kind_of: RequestKind) -> None:
+        self._kind_of = kind_of  # the meter protocol's own description of its requests
         self._driver = PtyPair()
         self.path = self._driver.path
         self._lock = threading.Lock()
@@ -265,7 +229,8 @@ class FaultWire:
             if self._blocked:
                 return False
             if direction == TO_METER:
-                kind = request_kind(frame)
+                parsed = parse_request(frame)
+                kind = None if parsed is None else self._kind_of(*parsed)
                 occurrence = 0
                 if kind is not None:
                     occurrence = self._counts[kind] = self._counts.get(kind, 0) + 1

@@ -27,28 +27,34 @@ RequestKind = Callable[[int, int, list[int]], str | None]
 """A protocol's classifier: (function code, address, registers written) -> request kind or None."""
 
 
-def _request_end(stream: bytes, start: int) -> tuple[int, list[int]] | None:
-    """End offset and written registers of a well-formed request at `start`, None when there is none."""
-    if start + 1 >= len(stream):
+def parse_request(frame: bytes) -> tuple[int, int, list[int]] | None:
+    """(function code, address, registers written) of one whole CRC-correct request; None otherwise.
+    Reads (FC03, FC04) write nothing: their list is empty."""
+    if len(frame) < 8 or not _crc_ok(frame):
         return None
-    fc = stream[start + 1]
-    if fc in (0x03, 0x04, 0x06):
-        end = start + 8
-    elif fc == 0x10 and start + 6 < len(stream):
-        end = start + 9 + stream[start + 6]
-    else:
-        return None
-    frame = stream[start:end]
-    if end > len(stream) or not _crc_ok(frame):
-        return None
+    fc, address = frame[1], int.from_bytes(frame[2:4], "big")
+    if fc in (0x03, 0x04):
+        return (fc, address, []) if len(frame) == 8 else None
     if fc == 0x06:
-        return end, [int.from_bytes(frame[4:6], "big")]
+        return (fc, address, [int.from_bytes(frame[4:6], "big")]) if len(frame) == 8 else None
     if fc == 0x10:
         count = int.from_bytes(frame[4:6], "big")
-        if frame[6] != count * 2:
+        if frame[6] != count * 2 or len(frame) != 9 + count * 2:
             return None
-        return end, [int.from_bytes(frame[7 + 2 * i : 9 + 2 * i], "big") for i in range(count)]
-    return end, []
+        return fc, address, [int.from_bytes(frame[7 + 2 * i : 9 + 2 * i], "big") for i in range(count)]
+    return None
+
+
+def request_length(buffer: bytes) -> int | None:
+    """Length of the RTU request at the start of buffer; None while too short to tell, 0 if unknown."""
+    if len(buffer) < 2:
+        return None
+    fc = buffer[1]
+    if fc in (0x03, 0x04, 0x06):
+        return 8
+    if fc == 0x10:
+        return None if len(buffer) < 7 else 9 + buffer[6]
+    return 0
 
 
 def find_request(stream: bytes, unit: int, kind_of: RequestKind, kind: str) -> int:
@@ -56,10 +62,10 @@ def find_request(stream: bytes, unit: int, kind_of: RequestKind, kind: str) -> i
     for start in range(len(stream)):
         if stream[start] != unit:
             continue
-        found = _request_end(stream, start)
-        if found is None:
+        length = request_length(stream[start:])
+        if not length or start + length > len(stream):
             continue
-        end, values = found
-        if kind_of(stream[start + 1], int.from_bytes(stream[start + 2 : start + 4], "big"), values) == kind:
-            return end
+        parsed = parse_request(stream[start : start + length])
+        if parsed is not None and kind_of(*parsed) == kind:
+            return start + length
     return -1

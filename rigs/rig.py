@@ -43,11 +43,12 @@ def driver_factory(spec: RigSpec) -> Any:
     """Check the rig file's driver class and config class can be built; return a function port -> driver."""
     driver_cls = _import(spec.driver.class_path, "driver.class", spec.path)
     config_cls = _import(spec.driver.config_path, "driver.config", spec.path)
-    for name in ("start_transaction", "stop_transaction", "subscribe_errors", "subscribe_powermeter", "open",
-                 "close"):
-        if not callable(getattr(driver_cls, name, None)):
-            raise RigFileError(f"{spec.path}: driver.class: {spec.driver.class_path} has no {name}() "
-                               "(it must implement the driver API in docs/architecture.md)")
+    from driver.api import REQUIRED_MEMBERS  # late, as the driver class itself
+
+    for name in REQUIRED_MEMBERS:
+        if not hasattr(driver_cls, name):
+            raise RigFileError(f"{spec.path}: driver.class: {spec.driver.class_path} has no {name} "
+                               "(it must implement driver.api.PowermeterAPI, docs/architecture.md)")
     if is_dataclass(config_cls):
         known = {f.name for f in fields(config_cls)}
     else:
