@@ -4,11 +4,13 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 RIG    ?= rigs/virtual.toml
+MODEL  ?=
 
-.PHONY: help test lint sim conformance demo campaign bench clean
+.PHONY: help test lint sim conformance conformance-all demo campaign bench clean
 
 help:
-	@echo "make conformance [RIG=rigs/virtual.toml]  run the Gherkin conformance suite (the main job)"
+	@echo "make conformance [RIG=rigs/virtual.toml] [MODEL=iskra-wm3m4c]  the Gherkin conformance suite (the main job)"
+	@echo "make conformance-all                      the suite on every simulated meter model; one verdict table"
 	@echo "make demo                                 same as conformance, on the virtual rig"
 	@echo "make test                                 lint, unit and integration tests, conformance on the virtual rig"
 	@echo "make sim                                  start a simulated meter on a pty (meter-sim --pty --speed 600)"
@@ -35,12 +37,15 @@ clean:
 	rm -rf $(VENV) reports .pytest_cache .ruff_cache
 
 # The conformance suite (features/, rigs/): reports/junit.xml, cucumber.json, wire.log, summary.md/.json.
-CONFORMANCE_ARGS := -p no:cacheprovider -q --rig $(RIG) --conformance-reports reports \
+CONFORMANCE_ARGS := -p no:cacheprovider -q --rig $(RIG) $(if $(MODEL),--model $(MODEL)) --conformance-reports reports \
 	--junitxml=reports/junit.xml --cucumberjson=reports/cucumber.json
 
 conformance: $(STAMP)
 	@mkdir -p reports
 	$(PY) -m pytest $(CONFORMANCE_ARGS) features/test_conformance.py
+
+conformance-all: $(STAMP)
+	$(PY) -m rigs.conformance_all
 
 demo: RIG = rigs/virtual.toml
 demo: conformance

@@ -1,0 +1,94 @@
+"""`make conformance-all`: the conformance suite on the virtual rig once a meter model, and one verdict
+table (model x requirement) at the end.
+
+Each model's run is its own pytest process with its own reports directory (reports/<model>/), so the
+reports stay apart; the table is read back from each run's summary.json, the suite's own record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SUITE = ROOT / "features" / "test_conformance.py"
+
+
+def simulated_models() -> list[str]:
+    """The models both sides know: a simulator profile and a driver protocol of the same name."""
+    from driver.protocols import PROTOCOLS
+    from simulator.profile import known_models
+
+    return [name for name in known_models() if name in PROTOCOLS]
+
+
+def run_model(model: str, rig: str, reports: Path) -> tuple[int, float]:
+    """Run the suite on one model; its exit code and wall seconds. Output goes to reports/<model>/run.log."""
+    out = reports / model
+    out.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--rig", rig,
+               "--model", model, "--conformance-reports", str(out), f"--junitxml={out / 'junit.xml'}",
+               f"--cucumberjson={out / 'cucumber.json'}", str(SUITE)]
+    started = time.monotonic()
+    with (out / "run.log").open("w") as log:
+        done = subprocess.run(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=False)
+    return done.returncode, time.monotonic() - started
+
+
+def verdict_table(models: list[str], reports: Path) -> tuple[list[str], bool]:
+    """Lines of the model x requirement table, and whether every model passed."""
+    summaries: dict[str, dict] = {}
+    for model in models:
+        path = reports / model / "summary.json"
+        summaries[model] = json.loads(path.read_text()) if path.exists() else {}
+    requirements = sorted({r for s in summaries.values() for r in s.get("requirements", {})})
+    width = max(len(m) for m in models) + 2
+    lines = [f"{'model':{width}}" + "".join(f"{r:>13}" for r in requirements) + f"{'verdict':>13}"]
+    all_pass = True
+    for model, summary in summaries.items():
+        verdict = summary.get("verdict", "NO REPORT")
+        all_pass &= verdict == "PASS"
+        cells = []
+        for requirement in requirements:
+            row = summary.get("requirements", {}).get(requirement)
+            if row is None:
+                cells.append("-")
+            elif row["failed"]:
+                cells.append(f"FAIL {row['failed']}")
+            elif row["passed"]:
+                cells.append(f"PASS {row['passed']}")
+            else:
+                cells.append("SKIP")
+        lines.append(f"{model:{width}}" + "".join(f"{c:>13}" for c in cells) + f"{verdict:>13}")
+    return lines, all_pass
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Exit 0 when every model passes, 1 when one does not."""
+    parser = argparse.ArgumentParser(prog="python -m rigs.conformance_all",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--rig", default=str(ROOT / "rigs" / "virtual.toml"),
+                        help="rig file (a simulated meter)")
+    parser.add_argument("--reports", default=str(ROOT / "reports"), help="reports/<model>/ go here")
+    parser.add_argument("--models", nargs="*", help="models to run (default: every simulated model)")
+    args = parser.parse_args(argv)
+    models = args.models or simulated_models()
+    reports = Path(args.reports)
+    for index, model in enumerate(models, 1):
+        print(f"[{index}/{len(models)}] {model}: running the conformance suite ...", flush=True)
+        code, seconds = run_model(model, args.rig, reports)
+        print(f"[{index}/{len(models)}] {model}: exit {code} in {seconds:.0f} s "
+              f"(log: {reports / model / 'run.log'})", flush=True)
+    lines, all_pass = verdict_table(models, reports)
+    print()
+    print("\n".join(lines))
+    return 0 if all_pass else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
