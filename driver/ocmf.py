@@ -812,9 +812,10 @@ def record_notes(record: OcmfRecord) -> list[str]:
     notes = []
     statuses = dict.fromkeys(r.time_status for r in record.readings if r.time_status not in (None, "S"))
     for status in statuses:
-        indexes = ", ".join(str(r.index) for r in record.readings if r.time_status == status)
+        indexes = [str(r.index) for r in record.readings if r.time_status == status]
+        which = f"reading {indexes[0]}" if len(indexes) == 1 else f"readings {', '.join(indexes)}"
         notes.append(
-            f"time: reading(s) {indexes} time status {status} ({TIME_STATUS[str(status)]}): "
+            f"time: {which} time status {status} ({TIME_STATUS[str(status)]}): "
             "the time is not a synchronised legal time"
         )
     for r in record.readings:
