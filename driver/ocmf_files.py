@@ -93,10 +93,14 @@ _WHAT = {
 
 
 def detect_format(raw: bytes, name: str) -> str:
-    """xml, ocpp or lines from the first character that is not white space (a UTF-8 BOM is skipped)."""
-    head = raw.removeprefix(b"\xef\xbb\xbf").lstrip()[:16]
+    """xml, ocpp or lines from the first character that is not white space (a UTF-8 BOM is skipped, and so
+    are comment lines starting with #, which only a line file may have)."""
+    head = raw.removeprefix(b"\xef\xbb\xbf").lstrip()
+    while head.startswith(b"#"):
+        head = head.partition(b"\n")[2].lstrip()
+    head = head[:16]
     if not head:
-        raise OcmfFormatError(f"{name}: empty")
+        raise OcmfFormatError(f"{name}: empty (no record, no XML, no JSON)")
     if head.startswith(b"<"):
         return "xml"
     if head[:1] in (b"{", b"["):
