@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 
 import pytest
 from ocmf_corpus import load_shared_vectors
@@ -146,3 +147,21 @@ def test_a_utf8_bom_before_the_xml_is_read():
 def test_an_explicit_format_is_obeyed():
     with pytest.raises(OcmfFormatError, match="not valid JSON"):
         read_input(line_file([GOOD]), "x", "ocpp")
+
+
+def test_what_this_project_sends_over_ocpp_is_read_back():
+    from ocpp_samples import BEGIN_RECORD, END_RECORD, POWERMETER_AC, PUBLIC_KEY_HEX, signed_value
+
+    from driver import ocpp
+
+    v16 = ocpp.stop_transaction_request_v16(
+        42, POWERMETER_AC, signed=signed_value(END_RECORD), start_signed=signed_value(BEGIN_RECORD)
+    )
+    batch = verify_input(read_input(json.dumps(v16), "stop.json"), PUBLIC_KEY_HEX)
+    assert [v.context for v in batch.input.values] == ["Transaction.Begin", "Transaction.End"]
+    assert batch.exit_code == 0 and len(batch.transactions) == 1
+    v201 = ocpp.meter_values_request_v201(
+        1, POWERMETER_AC, signed=signed_value(END_RECORD), encoding="base64"
+    )
+    batch = verify_input(read_input(json.dumps(v201), "mv.json"))
+    assert batch.records[0].key_from == "input" and batch.exit_code == 0
