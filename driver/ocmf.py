@@ -159,6 +159,7 @@ METER_STATUS = {
     "F": "READ_ERROR",
 }
 BEGIN_TX = "B"
+SIGNATURE_CHECK = "signature"  # the check id of the signature; every other check is about billing
 END_TX = frozenset("ELRAP")  # E end; L local, R remote, A abort, P power failure: more precise ends
 ERROR_IDENTIFICATION_LEVELS = {
     "MISMATCH": "UIDs do not match",
@@ -257,10 +258,28 @@ class Verification:
     record: OcmfRecord
     transaction_checked: bool  # whether the transaction checks ran (see OcmfRecord.is_transaction)
     begin_record: OcmfRecord | None = None  # set by verify_pair: the separately signed begin record
+    notes: tuple[str, ...] = ()  # information that is no failure: time status not synchronised, TX A
 
     @property
     def failed_checks(self) -> set[str]:
         return {failure.split(":", 1)[0] for failure in self.failures}
+
+    @property
+    def authentic(self) -> bool:
+        """Verdict 1: the record is exactly what the meter signed (the signature holds over the payload
+        bytes as received). Says nothing about whether the values can be billed."""
+        return self.signature_valid
+
+    @property
+    def billable(self) -> bool:
+        """Verdict 2: the values are usable for billing: authentic, and every reading, identification and
+        transaction check passed. The same as `valid`."""
+        return self.valid
+
+    @property
+    def billing_failures(self) -> list[str]:
+        """The failures that are not about the signature: why authentic values are not usable."""
+        return [f for f in self.failures if not f.startswith(f"{SIGNATURE_CHECK}:")]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -784,6 +803,30 @@ def _compare_pair(begin: Reading, end: Reading, label: str) -> list[str]:
     return failures
 
 
+def record_notes(record: OcmfRecord) -> list[str]:
+    """What a reader of the values should know but that fails no check.
+
+    A time status other than S means the times are not a synchronised legal time (the energy values are
+    not affected); TX A ends a transaction by an error, whose values hold as signed when ST is G.
+    """
+    notes = []
+    statuses = dict.fromkeys(r.time_status for r in record.readings if r.time_status not in (None, "S"))
+    for status in statuses:
+        indexes = [str(r.index) for r in record.readings if r.time_status == status]
+        which = f"reading {indexes[0]}" if len(indexes) == 1 else f"readings {', '.join(indexes)}"
+        notes.append(
+            f"time: {which} time status {status} ({TIME_STATUS[str(status)]}): "
+            "the time is not a synchronised legal time"
+        )
+    for r in record.readings:
+        if r.tx == "A" and (r.index == 1 or record.readings[r.index - 2].tx != "A"):
+            notes.append(
+                f"abort: reading {r.index} ends the transaction by an error (TX A); "
+                "its values hold as signed (see status and error-flag)"
+            )
+    return notes
+
+
 def verify(
     record: str | bytes | OcmfRecord, public_key: str | bytes, *, transaction: bool | None = None
 ) -> Verification:
@@ -805,11 +848,13 @@ def verify(
         failures=failures,
         record=parsed,
         transaction_checked=check_transaction,
+        notes=tuple(record_notes(parsed)),
     )
 
 
-def _pagination_number(record: OcmfRecord) -> int | None:
-    match = re.fullmatch(r"T(\d+)", record.pagination or "")
+def pagination_number(record: OcmfRecord) -> int | None:
+    """The number of a transaction-context PG (``T42`` -> 42); None for a fiscal (F) or absent PG."""
+    match = re.fullmatch(r"T(\d+)", (record.pagination or "").strip())
     return int(match[1]) if match else None
 
 
@@ -827,7 +872,7 @@ def pair_failures(begin: OcmfRecord, end: OcmfRecord) -> list[str]:
         failures.append(
             f"same-meter: begin record from {begin.meter_serial!r}, end record from {end.meter_serial!r}"
         )
-    first, last = _pagination_number(begin), _pagination_number(end)
+    first, last = pagination_number(begin), pagination_number(end)
     if first is not None and last is not None and last <= first:
         failures.append(
             f"pagination: end record {end.pagination} does not come after begin record {begin.pagination}"
@@ -836,12 +881,17 @@ def pair_failures(begin: OcmfRecord, end: OcmfRecord) -> list[str]:
 
 
 def verify_pair(
-    begin: str | bytes | OcmfRecord, end: str | bytes | OcmfRecord, public_key: str | bytes
+    begin: str | bytes | OcmfRecord,
+    end: str | bytes | OcmfRecord,
+    public_key: str | bytes,
+    *,
+    end_public_key: str | bytes | None = None,
 ) -> Verification:
     """Verify a transaction a meter signed as two records (EVerest's start_signed_meter_value and
-    signed_meter_value): both signatures, every reading, and the transaction checks over both records."""
+    signed_meter_value): both signatures, every reading, and the transaction checks over both records.
+    `end_public_key` verifies the end record when it came with a key of its own (default: `public_key`)."""
     first = verify(begin, public_key, transaction=False)
-    last = verify(end, public_key, transaction=False)
+    last = verify(end, public_key if end_public_key is None else end_public_key, transaction=False)
     failures = [f"{f.split(':', 1)[0]}: begin record:{f.split(':', 1)[1]}" for f in first.failures]
     failures += [f"{f.split(':', 1)[0]}: end record:{f.split(':', 1)[1]}" for f in last.failures]
     failures += pair_failures(first.record, last.record)
@@ -853,12 +903,17 @@ def verify_pair(
         record=last.record,
         transaction_checked=True,
         begin_record=first.record,
+        notes=(
+            *(f"begin record: {n}" for n in first.notes),
+            *(f"end record: {n}" for n in last.notes),
+        ),
     )
 
 
 __all__ = [
     "CURVES",
     "DEFAULT_SIGNATURE_ALGORITHM",
+    "SIGNATURE_CHECK",
     "Curve",
     "OcmfRecord",
     "PublicKey",
@@ -867,9 +922,11 @@ __all__ = [
     "Verification",
     "key_bytes",
     "load_public_key",
+    "pagination_number",
     "pair_failures",
     "parse",
     "parse_signature_algorithm",
+    "record_notes",
     "transaction_failures",
     "verify",
     "verify_pair",

@@ -1,4 +1,5 @@
-"""meter-ocmf: exit 0 valid, 1 a failed signature or check (named), 2 malformed input (saying where)."""
+"""meter-ocmf: exit 0 authentic and billable, 1 not authentic, 3 authentic but not billable (each failed check
+named), 2 malformed input (saying where)."""
 
 from __future__ import annotations
 
@@ -30,23 +31,29 @@ def run(*argv: str, stdin: str = "") -> tuple[int, str, str]:
 
 def test_valid_record_exits_0():
     status, out, _ = run("verify", "--public-key", PUBLIC, GOOD)
-    assert status == 0 and out.startswith("VALID") and "ECDSA-brainpoolP256r1-SHA256" in out
+    assert status == 0 and "ECDSA-brainpoolP256r1-SHA256" in out
+    assert "  authentic: yes" in out and "  billable:  yes" in out
+    assert out.rstrip().endswith("RESULT: authentic and billable (1 record) (exit 0)")
 
 
 def test_tampered_record_exits_1_naming_the_signature():
     status, out, _ = run("verify", "--public-key", PUBLIC, GOOD.replace("12.5", "13.5"))
-    assert status == 1 and out.startswith("INVALID") and "signature:" in out
+    assert status == 1 and "  authentic: NO" in out and "    signature: does not verify" in out
+    assert "  billable:  NO   the values are not authentic" in out and "RESULT: NOT AUTHENTIC" in out
 
 
-def test_failed_check_exits_1_naming_it():
+def test_failed_check_of_an_authentic_record_exits_3_naming_it():
     bad = record(payload(transaction_readings(begin=9.0, end=8.0), IL="OUTDATED"), KEY)
     status, out, _ = run("verify", "--public-key", PUBLIC, bad)
-    assert status == 1 and "end-value:" in out and "identification:" in out and "signature:" not in out
+    assert status == 3 and "  authentic: yes" in out and "  billable:  NO   2 checks failed:" in out
+    assert "    end-value:" in out and "    identification:" in out and "signature:" not in out
+    assert "RESULT: authentic but NOT BILLABLE" in out
 
 
 def test_malformed_record_exits_2_saying_where():
     status, out, err = run("verify", "--public-key", PUBLIC, "OCMF|{oops}|{}")
-    assert status == 2 and out == "" and "malformed input: payload: invalid JSON" in err
+    assert status == 2 and "MALFORMED: payload: invalid JSON" in out
+    assert "malformed input: command line: line 1: payload: invalid JSON" in err
 
 
 def test_malformed_key_exits_2():
@@ -72,7 +79,7 @@ def test_transaction_checks_can_be_forced():
     begin_only = record(payload([reading(BEGIN_TIME, "B", 1.0)]), KEY)
     assert run("verify", "--public-key", PUBLIC, begin_only)[0] == 0
     status, out, _ = run("verify", "--transaction", "--public-key", PUBLIC, begin_only)
-    assert status == 1 and "end-reading:" in out
+    assert status == 3 and "end-reading:" in out
 
 
 def test_show_prints_the_readings_as_a_table():
@@ -92,8 +99,13 @@ def test_show_malformed_exits_2():
 
 def test_usage_errors_exit_2():
     with pytest.raises(SystemExit) as caught:
-        run("verify", GOOD)  # --public-key missing
+        run("verify", "--public-key", PUBLIC)  # INPUT missing
     assert caught.value.code == 2
+
+
+def test_a_record_without_any_key_exits_2():
+    status, _, err = run("verify", GOOD)
+    assert status == 2 and "no public key" in err and "--public-key" in err
 
 
 def test_the_installed_console_script(tmp_path: Path):
