@@ -99,7 +99,7 @@ REG = '[[register]]\nname = "a"\naddress = 0\ntype = "u16"\naccess = "r"\n'
         (MINIMAL + "transactions = 3\n", "meter.transactions"),
         (MINIMAL + "colour = 1\n", "meter.colour"),
         (MINIMAL + "[grid]\npower_factor = 2.0\n", "grid.power_factor"),
-        (MINIMAL + REG.replace('type = "u16"', 'type = "u64"'), "register[0] (a).type"),
+        (MINIMAL + REG.replace('type = "u16"', 'type = "u128"'), "register[0] (a).type"),
         (MINIMAL + REG.replace("address = 0", 'address = "zero"'), "register[0] (a).address"),
         (MINIMAL + REG.replace('access = "r"', 'access = "w"'), "register[0] (a).access"),
         (MINIMAL + REG + REG.replace('"a"', '"b"'), "overlaps a"),
