@@ -1,4 +1,4 @@
-"""Profiles: reference.toml is docs/register-map.md as data; bad profile files name the file and field."""
+"""Profiles: reference.toml is docs/meters/reference.md as data; bad profile files name the file and field."""
 
 import re
 import subprocess
@@ -11,7 +11,7 @@ import pytest
 from simulator import ProfileError, load_profile
 
 ROOT = Path(__file__).resolve().parents[2]
-DOC = (ROOT / "docs" / "register-map.md").read_text()
+DOC = (ROOT / "docs" / "meters" / "reference.md").read_text()
 
 
 def doc_registers():
