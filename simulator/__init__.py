@@ -1,7 +1,15 @@
 """The simulated Eichrecht meter: SimPy model, register map profiles, Modbus RTU server, serial links."""
 
 from .control import ControlClient
-from .errors import ControlError, LaunchError, PortError, ProfileError, SimulatorError, StateError
+from .errors import (
+    ControlError,
+    LaunchError,
+    MetadataError,
+    PortError,
+    ProfileError,
+    SimulatorError,
+    StateError,
+)
 from .forwarding import Forwarder
 from .grid import Grid
 from .link import LinkProxy
@@ -9,7 +17,7 @@ from .load import LoadProfile
 from .meter import MeterModel
 from .nvram import Nvram
 from .process import MeterSimProcess, meter_sim_command
-from .profile import Profile, load_profile
+from .profile import Profile, known_models, load_model, load_profile
 from .ptys import PtyPair
 from .registers import RegisterMap
 from .runtime import MeterSim
@@ -23,6 +31,7 @@ __all__ = [
     "LaunchError",
     "LinkProxy",
     "LoadProfile",
+    "MetadataError",
     "MeterModel",
     "MeterServer",
     "MeterSim",
@@ -35,6 +44,8 @@ __all__ = [
     "RegisterMap",
     "SimulatorError",
     "StateError",
+    "known_models",
+    "load_model",
     "load_profile",
     "meter_sim_command",
 ]

@@ -15,7 +15,7 @@ from .control import ControlServer
 from .errors import SimulatorError
 from .forwarding import Forwarder
 from .link import is_pty, open_serial
-from .profile import load_profile
+from .profile import known_models, load_model, load_profile
 from .ptys import PtyPair
 from .runtime import PERSIST_INTERVAL_S, POWER, LoadSpec, MeterSim
 from .server import MeterServer
@@ -48,11 +48,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="non-volatile memory, one file a meter (default: a new temp dir, printed on stderr)",
     )
     p.add_argument("--control", metavar="SOCKET", help="unix socket for fault control (docs/control.md)")
-    p.add_argument(
+    model = p.add_mutually_exclusive_group()
+    model.add_argument(
+        "--model",
+        metavar="NAME",
+        help=f"a built-in meter model: {', '.join(known_models())} (default reference)",
+    )
+    model.add_argument(
         "--profile",
-        default="reference",
         metavar="NAME|PATH",
-        help="meter profile: reference, plain, or a TOML file (default reference)",
+        help="a profile file (TOML, docs/simulator.md), or a built-in model's name",
     )
     p.add_argument("--unit", type=int, default=1, help="Modbus unit id of the first meter (default 1)")
     p.add_argument("--meters", type=int, default=1, metavar="K", help="meters on the bus: unit..unit+K-1")
@@ -80,7 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.load_w < 0:
         parser.error("--load-w must not be negative")
     try:
-        profile = load_profile(args.profile)
+        if args.model is not None:
+            profile = load_model(args.model)
+        else:
+            profile = load_profile(args.profile or "reference")
     except SimulatorError as exc:
         print(f"meter-sim: {exc}", file=sys.stderr)
         return EXIT_USAGE

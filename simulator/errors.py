@@ -23,3 +23,11 @@ class ControlError(SimulatorError):
 
 class LaunchError(SimulatorError):
     """meter-sim could not be started as a subprocess (no device path, no control socket); names why."""
+
+
+class MetadataError(SimulatorError, ValueError):
+    """OCMF metadata a simulated meter refuses (Iskra: signature status 252 or 253); .status is the code."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status

@@ -1,5 +1,5 @@
 """The simulated meter: grid and load on a simpy Environment, energy integrated exactly, a clock,
-the transaction engine and non-volatile memory.
+non-volatile memory, and the model's transaction protocol (simulator/models/).
 
 Power is piecewise constant between simpy events, so energy is committed at each load change and
 read in between as committed + P x dt: no accumulation drift. A MeterModel is one power-up of the
@@ -20,21 +20,20 @@ import simpy
 from .errors import StateError
 from .grid import Grid
 from .load import LoadProfile, PhasePower
+from .models import protocol_class
 from .nvram import Nvram
 from .ocmf import (
     Identification,
     Reading,
-    RecordData,
-    build_payload,
     derive_private_key,
     format_tm,
     load_private_key,
     private_key_pem,
     public_key_der,
-    sign_record,
 )
 from .profile import Profile
-from .transactions import Command, Transaction, TransactionEngine, TxError
+from .registers import RegisterMap
+from .transactions import TransactionEngine, TxError
 
 DEFAULT_UTC = 1_767_225_600.0  # 2026-01-01T00:00:00Z: the factory setting of a fresh meter's clock
 STATE_VERSION = 1
@@ -80,9 +79,7 @@ class MeterModel:
         self.boot_sim_s = env.now
         self.rng = random.Random(f"{seed}:{unit}:{env.now}")
         self.grid = Grid(env, profile.grid, self.rng, phase_order)
-        self.engine = TransactionEngine(
-            self.persist, self._sign, profile.records_kept, profile.min_duration_s
-        )
+        self._counts_per_wh = 1.0 / profile.energy_resolution_wh
         self._committed_wh = [0.0, 0.0, 0.0]
         self._commit_t = env.now
         self._power_w: PhasePower = (0.0, 0.0, 0.0)
@@ -93,6 +90,7 @@ class MeterModel:
         self._clock_base_sim = env.now
         self.boot_count = 0
         self._load_process: simpy.Process | None = None
+        self.protocol = protocol_class(profile.protocol)(self)
         stored = nvram.load() if nvram is not None else None
         if stored is None:
             self.key = derive_private_key(profile.curve, f"meter-hil:{seed}:{self.serial}")
@@ -100,7 +98,7 @@ class MeterModel:
             self._restore(stored)
         self.boot_count += 1
         self.public_key_der = public_key_der(self.key) if profile.transactions else b""
-        self.engine.finish_signing()  # a record left unsigned by a power cut is signed at boot
+        self.protocol.boot()  # e.g. a record left unsigned by a power cut is signed at boot
         self.persist()
         self.set_load(load or LoadProfile.fixed(0.0))
 
@@ -117,7 +115,7 @@ class MeterModel:
             self._clock_base_utc = float(d["clock"]["utc"])
             self.utc_offset_min = int(d["clock"]["offset"])
             self.key = load_private_key(d["key"])
-            self.engine.restore(d["tx"])
+            self.protocol.restore(d["tx"])
         except StateError:
             raise
         except (KeyError, TypeError, ValueError) as exc:
@@ -133,7 +131,7 @@ class MeterModel:
             "boot_count": self.boot_count,
             "clock": {"utc": self.clock_utc(), "offset": self.utc_offset_min},
             "key": private_key_pem(self.key),
-            "tx": self.engine.to_json(),
+            "tx": self.protocol.to_json(),
         }
 
     def persist(self) -> None:
@@ -149,8 +147,16 @@ class MeterModel:
         if self.energy_registers() != self._persisted_registers:
             self.persist()
 
+    @property
+    def engine(self) -> TransactionEngine:
+        """The reference protocol's transaction engine (kept for callers written for that model)."""
+        engine = getattr(self.protocol, "engine", None)
+        if not isinstance(engine, TransactionEngine):
+            raise StateError(f"profile {self.profile.name!r}: its protocol has no TransactionEngine")
+        return engine
+
     def energy_registers(self) -> tuple[int, int, int, int]:
-        """The total and per-phase energy registers (0.1 Wh) now."""
+        """The total and per-phase energy counters (profile energy_resolution_wh) now."""
         phases = self.energy_phases_wh()
         l1, l2, l3 = (self.energy_register(wh) for wh in phases)
         return (self.energy_register(math.fsum(phases)), l1, l2, l3)
@@ -206,8 +212,9 @@ class MeterModel:
         return math.fsum(self.energy_phases_wh())
 
     def energy_register(self, wh: float | None = None) -> int:
-        """The energy_import_total register (0.1 Wh, truncated as a counting meter does)."""
-        return math.floor((self.energy_wh() if wh is None else wh) * 10 + 1e-9)
+        """The import energy counter in the model's units (energy_resolution_wh: 0.1 Wh for the
+        reference, 10 Wh for Iskra), truncated as a counting meter does."""
+        return math.floor((self.energy_wh() if wh is None else wh) * self._counts_per_wh + 1e-9)
 
     # ---- measurements ---------------------------------------------------------------------------------
     def measurements(self) -> Measurements:
@@ -251,10 +258,12 @@ class MeterModel:
         step and begin/end times stay in order across a resync."""
         return self._clock_base_utc + (sim_s - self._clock_base_sim) * self.clock_rate
 
-    def set_clock(self, utc: float) -> None:
-        """Set the clock; it is synchronised until the next power-up."""
+    def set_clock(self, utc: float, synchronised: bool = True) -> None:
+        """Set the clock; it is synchronised until the next power-up (a model whose driver reports the
+        synchronisation separately passes synchronised=False and sets clock_synchronised itself)."""
         self._clock_base_utc, self._clock_base_sim = float(utc), self.env.now
-        self.clock_synchronised = True
+        if synchronised:
+            self.clock_synchronised = True
 
     def reading(self) -> Reading:
         """A begin/end reading now."""
@@ -267,94 +276,47 @@ class MeterModel:
 
     # ---- transactions ---------------------------------------------------------------------------------
     def command(self, command: int, tx_id: str = "", ident: Identification | None = None) -> TxError:
-        """Run a transaction command as a write of the command register does."""
+        """Run a reference transaction command as a write of the command register does."""
         if not self.profile.transactions:
             raise StateError(f"profile {self.profile.name!r} has no transactions")
-        if self.engine.busy:
-            return self.engine.refuse(command, TxError.NOT_READY)
-        now = self.env.now
-        if command == Command.START:
-            ident = ident or Identification()
-            if not self.record_fits(ident):
-                return self.engine.refuse(command, TxError.INVALID_IDENTIFICATION)
-            return self.engine.start(tx_id, ident, self.reading(), now)
-        if command == Command.STOP:
-            return self.engine.stop(tx_id, self.reading(), now)
-        if command == Command.CLEAR_ALL:
-            return self.engine.clear_all(self.reading())
-        if command == Command.FETCH:
-            return self.engine.fetch(tx_id)
-        raise ValueError(f"unknown command {command}")
-
-    def record_fits(self, ident: Identification) -> bool:
-        """True when a record with this identification fits the result buffer whatever the readings."""
-        if not self.profile.has("result_buffer"):
-            return True
-        widest = Reading(0xFFFFFFFF, 0.0, format_tm(0.0, -720, True))
-        data = RecordData(
-            0xFFFFFFFF,
-            self.profile.vendor,
-            self.profile.model,
-            self.serial,
-            self.profile.firmware,
-            ident,
-            widest,
-            widest,
-        )
-        worst = sign_record(build_payload(data), self.key, self.profile.curve, worst_case=True)
-        return len(worst) <= self.profile.register("result_buffer").regs * 2
+        run = getattr(self.protocol, "command", None)
+        if run is None:
+            raise StateError(f"profile {self.profile.name!r}: its protocol takes no numbered commands")
+        result: TxError = run(command, tx_id, ident)
+        return result
 
     def finish_signing(self) -> None:
-        """End the busy period after a stop: sign and put the record in the result buffer."""
-        self.engine.finish_signing()
+        """End the busy period: sign what waits (the record lands in the result buffer)."""
+        self.protocol.finish_signing()
 
-    def _sign(self, tx: Transaction) -> str:
-        assert tx.end is not None
-        data = RecordData(
-            tx.pagination,
-            self.profile.vendor,
-            self.profile.model,
-            self.serial,
-            self.profile.firmware,
-            tx.identification,
-            tx.begin,
-            tx.end,
-        )
-        return sign_record(build_payload(data), self.key, self.profile.curve)
+    def register_map(self) -> RegisterMap:
+        """A new register map on this power-up (RAM cleared)."""
+        return RegisterMap(self)
 
     def status(self) -> dict[str, Any]:
         """Ground truth for the control socket and tests."""
         wh = self.energy_wh()
         m = self.measurements()
-        eng = self.engine
+        proto = self.protocol
         return {
             "unit": self.unit,
+            "model": self.profile.name,
             "serial": self.serial,
             "energy_wh": wh,
             "energy_register": self.energy_register(wh),
+            "energy_resolution_wh": self.profile.energy_resolution_wh,
             "power_w": math.fsum(self._power_w),
             "power_phases_w": list(self._power_w),
             "voltages_v": list(m.voltages_v),
             "frequency_hz": m.frequency_hz,
             "phase_order": m.phase_order,
-            "transaction_state": int(eng.state),
-            "open_transaction_id": eng.open.id if eng.open else "",
-            "signing": eng.busy,
-            "pagination": eng.pagination,
+            "transaction_state": proto.transaction_state,
+            "open_transaction_id": proto.open_transaction_id,
+            "signing": proto.busy,
+            "pagination": proto.pagination,
             "uptime_s": self.uptime_s,
             "boot_count": self.boot_count,
             "clock_utc": self.clock_utc(),
             "clock_synchronised": self.clock_synchronised,
-            "closed_transactions": [
-                {
-                    "transaction_id": r.transaction.id,
-                    "pagination": r.transaction.pagination,
-                    "begin_wh": r.transaction.begin.energy_wh,
-                    "end_wh": r.transaction.end.energy_wh if r.transaction.end else None,
-                    "begin_register": r.transaction.begin.energy_register,
-                    "end_register": r.transaction.end.energy_register if r.transaction.end else None,
-                    "ocmf": r.ocmf,
-                }
-                for r in eng.records
-            ],
+            "closed_transactions": proto.closed_transactions(),
         }

@@ -198,7 +198,7 @@ class RecordData:
 
 
 def build_payload(d: RecordData) -> str:
-    """The OCMF payload JSON, ASCII, compact, keys in the order of docs/register-map.md."""
+    """The OCMF payload JSON, ASCII, compact, keys in the order of docs/meters/reference.md."""
     ident = d.identification
     payload: dict[str, object] = {
         "FV": "1.3",

@@ -21,22 +21,30 @@ from typing import IO
 
 from .control import ControlClient
 from .errors import LaunchError
+from .profile import check_model_name
 
 
-def meter_sim_command() -> list[str]:
-    """meter-sim from the same environment as this Python (the venv), else from PATH, else the module."""
+def meter_sim_command(model: str | None = None) -> list[str]:
+    """meter-sim from the same environment as this Python (the venv), else from PATH, else the module;
+    with `model`, followed by --model NAME (ProfileError listing the known models for a wrong name)."""
     beside = Path(sys.executable).with_name("meter-sim")
     if beside.exists():
-        return [str(beside)]
-    found = shutil.which("meter-sim")
-    return [found] if found else [sys.executable, "-m", "simulator.cli"]
+        command = [str(beside)]
+    else:
+        found = shutil.which("meter-sim")
+        command = [found] if found else [sys.executable, "-m", "simulator.cli"]
+    if model is not None:
+        command += ["--model", check_model_name(model)]
+    return command
 
 
 class MeterSimProcess:
     """`meter-sim --pty` with its state dir, control socket and log in `workdir`.
 
     `start()` returns the driver-side device path; `kill()` then `start()` is a meter that lost its
-    power (same state dir, new pty path). Keep `workdir` short: a unix socket path has 108 bytes."""
+    power (same state dir, new pty path). `model` names a built-in model (reference, plain,
+    iskra-wm3m4c) and wins over `profile` (a name or a TOML path). Keep `workdir` short: a unix socket
+    path has 108 bytes."""
 
     def __init__(
         self,
@@ -45,6 +53,7 @@ class MeterSimProcess:
         speed: float = 1.0,
         seed: int = 0,
         profile: str = "reference",
+        model: str | None = None,
         unit: int = 1,
         extra_args: tuple[str, ...] = (),
         start_timeout: float = 20.0,
@@ -55,10 +64,11 @@ class MeterSimProcess:
         self.state_dir = self.workdir / "state"
         self.socket_path = str(self.workdir / "control.sock")
         self.log_path = self.workdir / "meter-sim.log"
+        which = ("--model", check_model_name(model)) if model is not None else ("--profile", profile)
         self.command = [
             *meter_sim_command(),
             *("--pty", "--speed", f"{speed:g}", "--state-dir", str(self.state_dir)),
-            *("--control", self.socket_path, "--seed", str(seed), "--profile", profile, "--unit", str(unit)),
+            *("--control", self.socket_path, "--seed", str(seed), *which, "--unit", str(unit)),
             *extra_args,
         ]
         self.start_timeout = start_timeout

@@ -1,6 +1,7 @@
 """Meter profiles: what a simulated meter is, and its register map, read from a TOML file.
 
-A profile is data so that people can read it next to docs/register-map.md. Every field is checked
+A profile is data so that people can read it next to its page in docs/meters/. It names the
+transaction protocol (simulator/models/) that gives its registers their meaning. Every field is checked
 on load; a mistake raises ProfileError naming the file and the field.
 """
 
@@ -12,11 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .codec import EXPONENT_TYPES, PADS, TEXT_TYPES, WIDTHS, WORD_ORDERS
 from .errors import ProfileError
+from .models import PROTOCOLS
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
-REGISTER_TYPES = {"u16": 1, "s16": 1, "u32": 2, "s32": 2, "string": 1, "bytes": 1}
+REGISTER_TYPES = WIDTHS
 ACCESS = ("r", "rw")
+TABLES = ("holding", "input")
 CURVES = ("secp256r1", "secp384r1", "brainpoolP256r1")
 
 
@@ -35,6 +39,10 @@ class Register:
     min: int | None = None
     max: int | None = None
     unset: int | None = None
+    table: str = "holding"
+    exp: int | None = None
+    word_order: str = "high_first"
+    pad: str = "nul"
 
     @property
     def end(self) -> int:
@@ -79,6 +87,16 @@ class Profile:
     min_duration_s: float
     grid: GridSettings
     registers: tuple[Register, ...] = field(default_factory=tuple)
+    protocol: str = "reference"
+    energy_resolution_wh: float = 0.1
+    serial_digits: int = 0
+
+    @property
+    def function_codes(self) -> tuple[int, ...]:
+        """Modbus function codes the meter implements: 03/06/16 for holding, 04 for input registers."""
+        tables = {reg.table for reg in self.registers}
+        codes = (3, 6, 16) if "holding" in tables else ()
+        return tuple(sorted(codes + ((4,) if "input" in tables else ())))
 
     @property
     def capabilities(self) -> int:
@@ -97,8 +115,10 @@ class Profile:
         return any(reg.name == name for reg in self.registers)
 
     def serial_number(self, unit: int) -> str:
-        """Serial number of the meter at this unit id."""
-        return f"{self.serial_prefix}{unit:0{max(1, 12 - len(self.serial_prefix))}d}"
+        """Serial number of the meter at this unit id: the prefix and the unit id, zero padded to
+        serial_digits digits (0: to 12 characters in all)."""
+        digits = self.serial_digits or max(1, 12 - len(self.serial_prefix))
+        return f"{self.serial_prefix}{unit:0{digits}d}"
 
 
 METER_DEFAULTS: dict[str, Any] = {
@@ -114,7 +134,28 @@ METER_DEFAULTS: dict[str, Any] = {
     "signing_delay_s": 0.2,
     "records_kept": 16,
     "min_duration_s": 0.0,
+    "protocol": "reference",
+    "energy_resolution_wh": 0.1,
+    "serial_digits": 0,
 }
+
+
+def known_models() -> list[str]:
+    """The built-in meter models: one profile file each in simulator/profiles/."""
+    return sorted(path.stem for path in PROFILE_DIR.glob("*.toml"))
+
+
+def load_model(name: str) -> Profile:
+    """The built-in model called name ("reference", "plain", "iskra-wm3m4c")."""
+    check_model_name(name)
+    return load_profile(PROFILE_DIR / f"{name}.toml")
+
+
+def check_model_name(name: str) -> str:
+    """name when it is a built-in model, else ProfileError listing the known models."""
+    if name not in known_models():
+        raise ProfileError(f"unknown meter model {name!r} (known models: {', '.join(known_models())})")
+    return name
 
 
 def resolve_profile_path(name_or_path: str | Path) -> Path:
@@ -137,7 +178,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
         with path.open("rb") as handle:
             return tomllib.load(handle)
     except FileNotFoundError:
-        raise ProfileError(f"{path}: no such profile file") from None
+        raise ProfileError(
+            f"{path}: no such profile file (built-in models: {', '.join(known_models())})"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"{path}: not valid TOML: {exc}") from None
     except OSError as exc:
@@ -215,6 +258,9 @@ def _profile(path: Path, meter: dict[str, Any], grid: dict[str, Any], regs: list
         "signing_delay_s": float,
         "records_kept": int,
         "min_duration_s": float,
+        "protocol": str,
+        "energy_resolution_wh": float,
+        "serial_digits": int,
     }
     for key in meter:
         if key not in kinds:
@@ -227,6 +273,12 @@ def _profile(path: Path, meter: dict[str, Any], grid: dict[str, Any], regs: list
     for key in ("boot_delay_s", "signing_delay_s", "min_duration_s"):
         if values[key] < 0:
             raise ProfileError(f"{path}: field 'meter.{key}' must not be negative")
+    if values["protocol"] not in PROTOCOLS:
+        raise ProfileError(f"{path}: field 'meter.protocol' must be one of {', '.join(PROTOCOLS)}")
+    if not values["energy_resolution_wh"] > 0:
+        raise ProfileError(f"{path}: field 'meter.energy_resolution_wh' must be positive")
+    if not 0 <= values["serial_digits"] <= 12:
+        raise ProfileError(f"{path}: field 'meter.serial_digits' must be 0..12")
     if not 1 <= values["records_kept"] <= 1000:
         raise ProfileError(f"{path}: field 'meter.records_kept' must be between 1 and 1000")
     grid_fields = {f: float for f in GridSettings.__dataclass_fields__}
@@ -262,6 +314,10 @@ def _register(path: Path, index: int, raw: Any) -> Register:
         "min",
         "max",
         "unset",
+        "table",
+        "exp",
+        "word_order",
+        "pad",
     }
     for key in raw:
         if key not in allowed:
@@ -289,6 +345,7 @@ def _register(path: Path, index: int, raw: Any) -> Register:
     if scale <= 0:
         raise ProfileError(f"{path}: field '{label}.scale' must be positive")
     limits = {k: _typed(path, f"{label}.{k}", raw[k], int) for k in ("min", "max", "unset") if k in raw}
+    layout = _layout(path, label, kind, raw)
     return Register(
         name=name,
         address=address,
@@ -299,7 +356,42 @@ def _register(path: Path, index: int, raw: Any) -> Register:
         unit=_typed(path, f"{label}.unit", raw.get("unit", ""), str),
         description=_typed(path, f"{label}.description", raw.get("description", ""), str),
         **limits,
+        **layout,
     )
+
+
+def _layout(path: Path, label: str, kind: str, raw: dict[str, Any]) -> dict[str, Any]:
+    """table, exp, word_order and pad of one register, each checked against its type."""
+    table = _typed(path, f"{label}.table", raw.get("table", "holding"), str)
+    if table not in TABLES:
+        raise ProfileError(f"{path}: field '{label}.table' must be one of {', '.join(TABLES)}")
+    if table == "input" and raw.get("access", "r") != "r":
+        raise ProfileError(f"{path}: field '{label}.access': input registers are read-only ('r')")
+    out: dict[str, Any] = {"table": table}
+    if "exp" in raw:
+        if kind not in EXPONENT_TYPES:
+            raise ProfileError(f"{path}: field '{label}.exp' is only for types {', '.join(EXPONENT_TYPES)}")
+        exp = _typed(path, f"{label}.exp", raw["exp"], int)
+        if not -128 <= exp <= 127:
+            raise ProfileError(f"{path}: field '{label}.exp' must be -128..127")
+        out["exp"] = exp
+    elif kind in EXPONENT_TYPES:
+        raise ProfileError(f"{path}: field '{label}.exp' is missing (type {kind} needs its exponent)")
+    if "word_order" in raw:
+        if WIDTHS[kind] < 2:
+            raise ProfileError(f"{path}: field '{label}.word_order' is only for 32- and 64-bit types")
+        order = _typed(path, f"{label}.word_order", raw["word_order"], str)
+        if order not in WORD_ORDERS:
+            raise ProfileError(f"{path}: field '{label}.word_order' must be one of {', '.join(WORD_ORDERS)}")
+        out["word_order"] = order
+    if "pad" in raw:
+        if kind not in TEXT_TYPES:
+            raise ProfileError(f"{path}: field '{label}.pad' is only for string and bytes")
+        pad = _typed(path, f"{label}.pad", raw["pad"], str)
+        if pad not in PADS:
+            raise ProfileError(f"{path}: field '{label}.pad' must be one of {', '.join(PADS)}")
+        out["pad"] = pad
+    return out
 
 
 def _check_overlaps(path: Path, registers: tuple[Register, ...]) -> None:
@@ -308,9 +400,9 @@ def _check_overlaps(path: Path, registers: tuple[Register, ...]) -> None:
         if reg.name in names:
             raise ProfileError(f"{path}: field 'register' ({reg.name}): the name is used twice")
         names.add(reg.name)
-    ordered = sorted(registers, key=lambda r: r.address)
+    ordered = sorted(registers, key=lambda r: (r.table, r.address))
     for before, after in itertools.pairwise(ordered):
-        if after.address < before.end:
+        if after.table == before.table and after.address < before.end:
             raise ProfileError(
                 f"{path}: field 'register' ({after.name}): "
                 f"address 0x{after.address:04X} overlaps {before.name}"

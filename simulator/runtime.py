@@ -113,7 +113,7 @@ class MeterSim:
             if self.bridge is not None:
                 self.bridge.unblock(POWER)
         for unit, model in self.models.items():
-            if model.engine.busy:
+            if model.protocol.busy:
                 deadline = self._signing_until.setdefault(unit, now + self.profile.signing_delay_s)
                 if now >= deadline:
                     model.finish_signing()
@@ -175,7 +175,7 @@ class MeterSim:
                 initial_utc=self.initial_utc,
             )
             self.models[unit] = model
-            self.maps[unit] = RegisterMap(model)
+            self.maps[unit] = model.register_map()
         self._power = "booting"
         self._boot_until = time.monotonic() + boot_delay
         self.sync()
@@ -269,7 +269,9 @@ class MeterSim:
         return {
             "unit": unit,
             "energy_wh": energy,
-            "energy_register": math.floor(energy * 10 + 1e-9),
+            "model": self.profile.name,
+            "energy_register": math.floor(energy / self.profile.energy_resolution_wh + 1e-9),
+            "energy_resolution_wh": self.profile.energy_resolution_wh,
             "power_w": 0.0,
             "boot_count": stored.get("boot_count", 0),
             "pagination": tx.get("pagination", 0),
@@ -282,7 +284,7 @@ class MeterSim:
         for unit, model in self.models.items():
             parts.append(
                 f"[{unit}] E={model.energy_wh() / 1000:10.4f}kWh P={sum(model.power_w) / 1000:6.2f}kW "
-                f"tx={int(model.engine.state)} boots={model.boot_count}"
+                f"tx={model.protocol.transaction_state} boots={model.boot_count}"
             )
         if self.bridge is not None and LINK in self.bridge.blocked:
             parts.append("LINK DOWN")

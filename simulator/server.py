@@ -1,8 +1,9 @@
 """Modbus RTU server: pymodbus's ModbusSerialServer with one SimDevice a meter, its action hook serving
 the live register map.
 
-pymodbus is made to behave like a meter on a bus: only FC 03/06/16 are known (every other function code
-in a frame with a good CRC gets exception 01), a frame for another unit id or arriving while the meter
+pymodbus is made to behave like a meter on a bus: only the function codes of the profile's tables are
+known (03/06/16 for holding registers, 04 for input registers; every other function code in a frame with a
+good CRC gets exception 01), a frame for another unit id or arriving while the meter
 has no power gets no answer, a bad CRC or garbage gets silence.
 """
 
@@ -23,7 +24,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from .errors import PortError, SimulatorError
 from .profile import Profile
-from .registers import SUPPORTED_FUNCTIONS, ModbusException, RegisterMap
+from .registers import ModbusException, RegisterMap
 
 OPEN_TIMEOUT_S = 3.0
 SILENCE_S = 0.05  # longer than 3.5 characters at any usual baud rate, and than a USB adapter's latency
@@ -74,11 +75,11 @@ class _IllegalFunction(ModbusPDU):
         return ExceptionResponse(self.function_code, ExcCodes.ILLEGAL_FUNCTION)
 
 
-def _illegal_function_classes() -> list[type[ModbusPDU]]:
+def _illegal_function_classes(supported: tuple[int, ...]) -> list[type[ModbusPDU]]:
     return [
         type(f"IllegalFunction{code:02X}", (_IllegalFunction,), {"function_code": code})
         for code in range(1, 0x80)
-        if code not in SUPPORTED_FUNCTIONS
+        if code not in supported
     ]
 
 
@@ -104,6 +105,7 @@ class MeterServer:
         self.answer_delay = answer_delay
         self.requests = 0
         self.failures = 0
+        self.functions = profile.function_codes
         end = max(r.end for r in profile.registers)
         devices = [
             SimDevice(0, simdata=[SimData(0, count=1, datatype=DataType.REGISTERS)], action=self._ignore)
@@ -133,7 +135,7 @@ class MeterServer:
             stopbits=self._stopbits,
             ignore_missing_devices=True,
             trace_packet=self._trace_packet,
-            custom_pdu=_illegal_function_classes(),
+            custom_pdu=_illegal_function_classes(self.functions),
         )
         self._server.framer = SilenceResetFramer  # used for the connection serve_forever makes
         self._task = asyncio.create_task(self._server.serve_forever())
@@ -190,7 +192,7 @@ class MeterServer:
         set_values: list[int] | list[bool] | None,
     ) -> ExcCodes | None:
         self.requests += 1
-        if function_code not in SUPPORTED_FUNCTIONS:
+        if function_code not in self.functions:
             return ExcCodes.ILLEGAL_FUNCTION
         delay = self.answer_delay()
         if delay > 0:
@@ -201,7 +203,7 @@ class MeterServer:
             if regmap is None:
                 return ExcCodes.DEVICE_BUSY  # no power: the answer is silenced by _trace_packet
             if set_values is None:
-                result = regmap.read(address, count)
+                result = regmap.read(address, count, function_code)
                 if isinstance(result, ModbusException):
                     return ExcCodes(int(result))
                 registers[address - start_address : address - start_address + count] = result

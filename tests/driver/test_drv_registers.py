@@ -1,4 +1,4 @@
-"""The driver's copy of the register map and its codec, checked against docs/register-map.md by hand."""
+"""The driver's copy of the register map and its codec, checked against docs/meters/reference.md by hand."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""Profiles: reference.toml is docs/register-map.md as data; bad profile files name the file and field."""
+"""Profiles: reference.toml is docs/meters/reference.md as data; bad profile files name the file and field."""
 
 import re
 import subprocess
@@ -11,7 +11,7 @@ import pytest
 from simulator import ProfileError, load_profile
 
 ROOT = Path(__file__).resolve().parents[2]
-DOC = (ROOT / "docs" / "register-map.md").read_text()
+DOC = (ROOT / "docs" / "meters" / "reference.md").read_text()
 
 
 def doc_registers():
@@ -99,7 +99,7 @@ REG = '[[register]]\nname = "a"\naddress = 0\ntype = "u16"\naccess = "r"\n'
         (MINIMAL + "transactions = 3\n", "meter.transactions"),
         (MINIMAL + "colour = 1\n", "meter.colour"),
         (MINIMAL + "[grid]\npower_factor = 2.0\n", "grid.power_factor"),
-        (MINIMAL + REG.replace('type = "u16"', 'type = "u64"'), "register[0] (a).type"),
+        (MINIMAL + REG.replace('type = "u16"', 'type = "u128"'), "register[0] (a).type"),
         (MINIMAL + REG.replace("address = 0", 'address = "zero"'), "register[0] (a).address"),
         (MINIMAL + REG.replace('access = "r"', 'access = "w"'), "register[0] (a).access"),
         (MINIMAL + REG + REG.replace('"a"', '"b"'), "overlaps a"),

@@ -376,7 +376,7 @@ def test_a_start_whose_record_would_not_fit_the_result_buffer_is_refused(meter):
     longest(250)
     assert meter.command(1) is None
     assert meter.regs.read(0x0202, 1) == [4] and meter.regs.read(0x0201, 1) == [0]
-    longest(196)  # the limit docs/register-map.md promises
+    longest(196)  # the limit docs/meters/reference.md promises
     assert meter.command(1) is None and meter.regs.read(0x0201, 1) == [1]
     meter.run(60)
     meter.command(2, "tx-long")
