@@ -2,7 +2,8 @@
 
 Both servers run as subprocesses behind the same pty plumbing (meter pty, Forwarder, driver pty) and
 answer the same client. Rounds interleave the servers (order alternating A/B, B/A) so machine noise
-falls on both alike. Reads: 10 registers and the 60-register measurement block at 0x0100 (docs/meters/reference.md).
+falls on both alike. Reads: 10 registers and the 60-register measurement block at 0x0100
+(docs/meters/reference.md).
 Two clients: a minimal RTU master (rtu_client.py: measures the server) and pymodbus's ModbusSerialClient
 at 19200 baud (what a driver sees: it samples the port every 4 character times).
 

@@ -281,6 +281,7 @@ class PowermeterDriver:
     def _publish_loop(self) -> None:
         """Publish every publish_interval; after a link loss retry with exponential backoff."""
         backoff = self.config.backoff_initial
+        refused = False
         while not self._closing.is_set():
             wait = self.config.publish_interval
             try:
@@ -289,6 +290,7 @@ class PowermeterDriver:
                 wait = backoff
                 backoff = min(backoff * 2, self.config.backoff_max)
             except MeterExceptionError as exc:
+                refused = True
                 self.raise_error(ErrorType.VENDOR_ERROR, f"meter refuses to report measurements: {exc}")
             except DriverError as exc:
                 log.warning("publisher: %s", exc)
@@ -296,7 +298,9 @@ class PowermeterDriver:
                 log.exception("publisher: unexpected failure; publishing carries on")
             else:
                 backoff = self.config.backoff_initial
-                self.clear_error(ErrorType.VENDOR_ERROR)
+                if refused:  # only the refusal this loop raised; a protocol clears its own VendorErrors
+                    refused = False
+                    self.clear_error(ErrorType.VENDOR_ERROR)
                 with self._state_lock:
                     subscribers = list(self._powermeter_subscribers)
                 self._notify(subscribers, dataset)

@@ -104,6 +104,9 @@ class MeterProtocol(ABC):
     requests: ClassVar[tuple[RequestPattern, ...]] = ()
     """The command path's requests by kind: start, stop, clear, fetch, ident, txid, state, record.
     A command written with FC06 also counts when an FC16 writes it."""
+    features: ClassVar[frozenset[str]] = frozenset({"transactions", "phase_sequence"})
+    """What the model can do that scenarios depend on: transactions, phase_sequence, separate_begin_end
+    (begin and end signed as two records), stop_time_limits (min/max stop time in the start answer)."""
     max_read: ClassVar[int] = 125
     max_write: ClassVar[int] = 123
 

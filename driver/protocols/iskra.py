@@ -28,6 +28,7 @@ from driver.protocol import (
     Started,
     Stopped,
 )
+from driver.protocols.tariff_id import tariff_with_id, transaction_id_of
 from driver.types import (
     Current,
     Energy,
@@ -81,7 +82,6 @@ SIGNATURE_STATUS = {
     253: "invalid message size", 254: "signature error", 255: "undefined error",
 }
 SPKI_P256_PREFIX = bytes.fromhex("3059301306072A8648CE3D020106082A8648CE3D03010703420004")
-ID_SEPARATOR = "<=>"
 MAX_TT = 250
 OCMF_VERSION = "1.0"
 
@@ -91,23 +91,10 @@ def status_text(code: int) -> str:
     return f"{SIGNATURE_STATUS.get(code, 'unknown status')} (signature status {code})"
 
 
-def transaction_id_of(tariff_text: object) -> str:
-    """The transaction id meter-hil's driver put into TT ("" when TT carries none)."""
-    if not isinstance(tariff_text, str) or ID_SEPARATOR not in tariff_text:
-        return ""
-    return tariff_text.rpartition(ID_SEPARATOR)[2]
-
-
-
 def metadata_json(req: TransactionReq) -> str:
     """The OCMF metadata for req, keys in the meter's order, no whitespace; CommandFailed naming
     tariff_text when it leaves no room for the transaction id in TT."""
-    tariff = req.tariff_text or ""
-    tt = f"{tariff}{ID_SEPARATOR}{req.transaction_id}"
-    if len(tt) > MAX_TT:
-        room = MAX_TT - len(ID_SEPARATOR) - len(req.transaction_id)
-        raise CommandFailed(f"tariff_text: {len(tariff)} characters; with the transaction id in TT the meter "
-                            f"takes at most {room}")
+    tt = tariff_with_id(req, MAX_TT)
     metadata: dict[str, Any] = {"FV": OCMF_VERSION, "IS": req.identification_status.value == "ASSIGNED"}
     if req.identification_level is not None:
         metadata["IL"] = req.identification_level.value

@@ -307,3 +307,12 @@ class ReferenceProtocol(MeterProtocol):
             return data.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise CommandFailed(f"the meter's record is not UTF-8 text ({exc})") from None
+
+
+class ReferenceSRProtocol(ReferenceProtocol):
+    """The reference map on a meter that signs begin and end as separate records (capabilities bit 1)
+    and imposes a minimum and a maximum transaction duration (the simulator's `reference-sr`)."""
+
+    model: ClassVar[str] = "reference-sr"
+    features: ClassVar[frozenset[str]] = frozenset(
+        {"transactions", "phase_sequence", "separate_begin_end", "stop_time_limits"})
