@@ -19,13 +19,13 @@ from report_plugin import REQUIREMENTS, ConformanceReport, RunInfo, versions
 
 from rigs import CAPABILITIES, GROUND_TRUTH, Rig, RigError, RigFileError, RigSpec, load_rig
 from rigs.meter_side import check_port
-from rigs.rig import driver_factory
+from rigs.rig import MODEL_FEATURES, PLAIN_METER, driver_factory, model_capabilities
 from rigs.spec import with_model
 from rigs.wirelog import WireLog
 
 RIG_ENV = "METER_HIL_RIG"
 DEFAULT_RIG = Path(__file__).resolve().parent.parent / "rigs" / "virtual.toml"
-CAPABILITY_TAGS = (*CAPABILITIES, GROUND_TRUTH)
+CAPABILITY_TAGS = (*CAPABILITIES, GROUND_TRUTH, *MODEL_FEATURES, PLAIN_METER)
 
 _RIG_KEY = pytest.StashKey[RigSpec]()
 _REPORT_KEY = pytest.StashKey[ConformanceReport]()
@@ -62,7 +62,8 @@ def pytest_configure(config: pytest.Config) -> None:
     reports = config.getoption("--conformance-reports")
     out_dir = Path(reports) if reports else None
     info = RunInfo(rig_file=str(spec.path), rig_name=spec.name, rig_sha256=spec.sha256,
-                   model=spec.meter.model, capabilities=sorted(spec.capabilities),
+                   model=spec.meter.model,
+                   capabilities=sorted(spec.capabilities | model_capabilities(spec.meter.model)),
                    driver_class=spec.driver.class_path,
                    versions=versions(spec.driver.class_path), seed=base_seed())
     report = ConformanceReport(config, info, out_dir)
@@ -73,10 +74,11 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Skip, with the capability named, every scenario needing something this rig lacks."""
     spec = config.stash[_RIG_KEY]
+    have = spec.capabilities | model_capabilities(spec.meter.model)
     for item in items:
-        missing = [tag for tag in CAPABILITY_TAGS if item.get_closest_marker(tag) and not spec.has(tag)]
+        missing = [tag for tag in CAPABILITY_TAGS if item.get_closest_marker(tag) and tag not in have]
         if missing:
-            reason = f"rig '{spec.name}' lacks capability: {', '.join(missing)}"
+            reason = f"rig '{spec.name}' (model {spec.meter.model}) lacks capability: {', '.join(missing)}"
             item.add_marker(pytest.mark.skip(reason=reason))
 
 

@@ -5,7 +5,7 @@ Feature: EvseManager stops the session on meter failures
   Background:
     Given the charger has booted
 
-  @R-FAULT @R-INTEGRITY @power_control @ground_truth
+  @R-FAULT @R-INTEGRITY @power_control @ground_truth @transactions
   Scenario: fail_on_powermeter_errors stops the session when the meter fails
     Given EvseManager stops sessions on powermeter errors
     And an identification of type "ISO14443"

@@ -6,7 +6,7 @@ Feature: Communication loss between driver and meter
   Background:
     Given the charger has booted
 
-  @R-RECONNECT @R-INTEGRITY @link_control @ground_truth @load_control
+  @R-RECONNECT @R-INTEGRITY @link_control @ground_truth @load_control @transactions
   Scenario: The link drops in the middle of a session
     Given EvseManager does not stop sessions on powermeter errors
     And the EV draws 22000 W
@@ -24,7 +24,7 @@ Feature: Communication loss between driver and meter
     And the signed meter value verifies against the meter's public key
     And its begin and end energy agree with the meter's ground truth
 
-  @R-RECONNECT @R-INTEGRITY @link_control @ground_truth
+  @R-RECONNECT @R-INTEGRITY @link_control @ground_truth @transactions
   Scenario: The link drops during the stop itself, after the meter got the command
     Given EvseManager does not stop sessions on powermeter errors
     And an identification of type "ISO14443"
@@ -43,7 +43,7 @@ Feature: Communication loss between driver and meter
     And its begin and end energy agree with the meter's ground truth
     And the meter signed exactly one record for the transaction
 
-  @R-RECONNECT @R-INTEGRITY @link_control @ground_truth @load_control
+  @R-RECONNECT @R-INTEGRITY @link_control @ground_truth @load_control @transactions
   Scenario: Garbled frames on a noisy link in the middle of a session
     Given EvseManager does not stop sessions on powermeter errors
     And the EV draws 22000 W

@@ -20,14 +20,14 @@ Feature: The live Powermeter dataset
     When the driver has published 3 readings
     Then the last reading agrees with the meter's ground truth
 
-  @R-LIVE @phase_control
+  @R-LIVE @phase_control @phase_sequence
   Scenario: A counter-clockwise phase rotation sets phase_seq_error
     When the phase order becomes "ccw"
     Then a reading shows phase_seq_error true
     When the phase order becomes "cw"
     Then a reading shows phase_seq_error false
 
-  @R-LIVE @R-INTEGRITY @ground_truth
+  @R-LIVE @R-INTEGRITY @ground_truth @transactions
   Scenario: The driver reports the meter's own OCMF public key
     Given an identification of type "ISO15693"
     When a session starts

@@ -5,7 +5,7 @@ Feature: OCPP mapping of readings and signed values
   Background:
     Given the charger has booted
 
-  @R-OCPP
+  @R-OCPP @transactions
   Scenario: A transaction's signed values and readings make schema-valid OCPP payloads
     Given an identification of type "ISO14443"
     When a session starts

@@ -6,7 +6,7 @@ Feature: Power failures
   Background:
     Given the charger has booted
 
-  @R-RECOVER @R-INTEGRITY @power_control @ground_truth
+  @R-RECOVER @R-INTEGRITY @power_control @ground_truth @transactions
   Scenario: The meter loses power in the middle of a session
     Given EvseManager does not stop sessions on powermeter errors
     And an identification of type "ISO14443"
@@ -21,7 +21,7 @@ Feature: Power failures
     And the signed meter value verifies against the meter's public key
     And its begin and end energy agree with the meter's ground truth
 
-  @R-RECOVER @R-INTEGRITY @power_control @ground_truth @load_control
+  @R-RECOVER @R-INTEGRITY @power_control @ground_truth @load_control @transactions
   Scenario: The whole system loses power; at boot stop(last id) returns the signed value
     Given the EV draws 22000 W
     And an identification of type "ISO14443"
@@ -38,7 +38,7 @@ Feature: Power failures
     And stop("") is answered "OK"
     And the meter has no transaction open
 
-  @R-RECOVER @R-INTEGRITY @power_control @ground_truth
+  @R-RECOVER @R-INTEGRITY @power_control @ground_truth @transactions
   Scenario: The whole system loses power and the last id is lost; stop("") clears what is pending
     Given an identification of type "ISO14443"
     When a session starts
@@ -50,7 +50,7 @@ Feature: Power failures
     And the meter has no transaction open
     And the meter signed exactly one record for the transaction
 
-  @R-RECOVER @ground_truth
+  @R-RECOVER @ground_truth @transactions
   Scenario: stop("") with nothing pending
     When the charger boots without a last transaction id
     Then stop("") is answered "OK"

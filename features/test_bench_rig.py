@@ -69,7 +69,7 @@ link_control = true
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     assert "3 passed, 1 skipped" in output, output
-    assert "rig 'bench-on-pty' lacks capability: ground_truth" in output, output
+    assert "rig 'bench-on-pty' (model reference) lacks capability: ground_truth" in output, output
 
 
 def test_relay_commands_run_and_a_failing_one_is_named(tmp_path):

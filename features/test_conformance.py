@@ -14,6 +14,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,12 @@ def signed_record(ctx: Context) -> str:
     return response.signed_meter_value.signed_meter_data
 
 
+def begin_record(ctx: Context) -> str | None:
+    """The begin record the stop returned apart (start_signed_meter_value), None when there is none."""
+    begin = ctx.stop_response.start_signed_meter_value if ctx.stop_response is not None else None
+    return None if begin is None else begin.signed_meter_data
+
+
 def closed_record(rig: Rig, transaction_id: str) -> list[dict[str, Any]]:
     return [t for t in rig.ground_truth()["closed_transactions"] if t["transaction_id"] == transaction_id]
 
@@ -95,9 +102,12 @@ def closed_record(rig: Rig, transaction_id: str) -> list[dict[str, Any]]:
 
 @given("the charger has booted")
 def charger_booted(rig: Rig, ctx: Context) -> None:
-    """EvseManager's start-up with no transaction remembered: stop_transaction("") only."""
+    """EvseManager's start-up with no transaction remembered: stop_transaction("") only. Booting works
+    when stop("") is answered: OK, or NOT_SUPPORTED from a meter without transactions (what stop("")
+    must answer on a meter with transactions is the R-RECOVER scenarios' business)."""
     ctx.boot = evse(rig).boot(None)
-    assert status_name(ctx.boot.clear_pending) == "OK", f"stop(\"\") at boot: {ctx.boot.clear_pending}"
+    assert status_name(ctx.boot.clear_pending) in ("OK", "NOT_SUPPORTED"), (
+        f"stop(\"\") at boot: {ctx.boot.clear_pending}")
 
 
 @given("EvseManager stops sessions on powermeter errors")
@@ -172,6 +182,47 @@ def start_answered(ctx: Context, status: str) -> None:
     assert status_name(ctx.start_response) == status, f"start answered {ctx.start_response}"
 
 
+@then(parsers.parse('the start is answered "{status}" with an error message'))
+def start_answered_error(ctx: Context, status: str) -> None:
+    assert status_name(ctx.start_response) == status, f"start answered {ctx.start_response}"
+    assert ctx.start_response.error, "no error message"
+
+
+@then(parsers.parse('the start is answered "{status}" with a signed begin record'))
+def start_answered_begin(rig: Rig, ctx: Context, status: str) -> None:
+    assert status_name(ctx.start_response) == status, f"start answered {ctx.start_response}"
+    begin = ctx.start_response.signed_meter_value
+    assert begin is not None, "the start gave no signed meter value"
+    readings = [r.tx for r in ocmf.parse(begin.signed_meter_data).readings]
+    assert readings == ["B"], f"the start's record holds readings {readings}, not one begin reading"
+
+
+@then("the start answer gives a minimum and a maximum stop time")
+def start_stop_times(ctx: Context) -> None:
+    response = ctx.start_response
+    assert response.transaction_min_stop_time, f"no transaction_min_stop_time: {response}"
+    assert response.transaction_max_stop_time, f"no transaction_max_stop_time: {response}"
+    earliest = datetime.fromisoformat(response.transaction_min_stop_time)
+    latest = datetime.fromisoformat(response.transaction_max_stop_time)
+    assert earliest < latest, f"minimum stop time {earliest} is not before the maximum {latest}"
+
+
+@when("the minimum stop time has passed")
+def minimum_stop_time_passed(ctx: Context) -> None:
+    earliest = datetime.fromisoformat(ctx.start_response.transaction_min_stop_time).timestamp()
+    wait_until(lambda: time.time() >= earliest + 1, "the minimum stop time has passed",
+               timeout=max(TIMEOUT, earliest + 2 - time.time()))
+
+
+@then("the stop answer carries the begin record of the start")
+def stop_carries_begin(ctx: Context) -> None:
+    begin = ctx.stop_response.start_signed_meter_value
+    assert begin is not None, "the stop gave no start_signed_meter_value"
+    started = ctx.start_response.signed_meter_value
+    assert started is not None and begin.signed_meter_data == started.signed_meter_data, (
+        "the stop's start_signed_meter_value is not the begin record the start returned")
+
+
 @then(parsers.parse('the start is refused naming "{name}"'))
 def start_refused(ctx: Context, name: str) -> None:
     response = ctx.start_response
@@ -202,9 +253,15 @@ def stop_not_answered(ctx: Context, status: str) -> None:
 
 @then("the signed meter value verifies against the meter's public key")
 def record_verifies(rig: Rig, ctx: Context) -> None:
+    """The record the stop returned; with a begin record signed apart, the pair (both signatures,
+    consecutive pagination, begin before end)."""
     key = evse(rig).driver.public_key_ocmf
     assert key, "the driver has no OCMF public key"
-    result = ocmf.verify(signed_record(ctx), key, transaction=True)
+    begin = begin_record(ctx)
+    if begin is None:
+        result = ocmf.verify(signed_record(ctx), key, transaction=True)
+    else:
+        result = ocmf.verify_pair(begin, signed_record(ctx), key)
     assert result.valid, f"the OCMF record does not verify: {result.failures}"
 
 
@@ -232,10 +289,13 @@ def record_holds_identification(ctx: Context) -> None:
 @then("its begin and end energy agree with the meter's ground truth")
 def record_agrees_with_ground_truth(rig: Rig, ctx: Context) -> None:
     assert ctx.last_transaction_id is not None
-    record = ocmf.parse(signed_record(ctx))
+    records = [ocmf.parse(signed_record(ctx))]
+    begin = begin_record(ctx)
+    if begin is not None:
+        records.insert(0, ocmf.parse(begin))
     truth = closed_record(rig, ctx.last_transaction_id)
     assert len(truth) == 1, f"the meter holds {len(truth)} closed records for {ctx.last_transaction_id}"
-    values = {r.tx: r.value for r in record.readings}
+    values = {r.tx: r.value for record in records for r in record.readings}
     assert set(values) >= {"B", "E"}, f"the record lacks a begin or end reading: {sorted(values, key=str)}"
     begin, end = values["B"], values["E"]
     assert begin is not None and end is not None
@@ -250,6 +310,8 @@ def record_agrees_with_ground_truth(rig: Rig, ctx: Context) -> None:
         "end reading differs from the meter's energy by more than its resolution")
     # The driver passes the meter's record on unchanged (it never creates or alters a signed value).
     assert signed_record(ctx) == truth[0]["ocmf"], "the driver's record differs from the one the meter signed"
+    if begin is not None:
+        assert begin == truth[0].get("begin_ocmf"), "the driver's begin record differs from the meter's"
 
 
 @then("the meter signed exactly one record for the transaction")

@@ -162,7 +162,7 @@ def test_a_scenario_needing_a_missing_capability_is_skipped_naming_it(tmp_path):
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     assert "1 passed, 1 skipped" in output, output
-    assert "rig 'bare' lacks capability: phase_control" in output
+    assert "rig 'bare' (model reference) lacks capability: phase_control" in output
 
 
 @pytest.mark.parametrize(("driver_table", "message"), [

@@ -92,7 +92,7 @@ class Rig:
         self.spec = spec
         self.workdir = workdir
         self.wire_log = wire_log
-        self.capabilities = spec.capabilities
+        self.capabilities = spec.capabilities | model_capabilities(spec.meter.model)
         self._make_driver = driver_factory(spec)
         self.meter: SimulatedMeter | PhysicalMeter
         if spec.meter.kind == "simulator":
@@ -264,6 +264,22 @@ class Rig:
                 self.set_load(0.0)
             except Exception as exc:  # the meter may be unreachable right now; charging is off anyway
                 log.info("could not switch the load off: %r", exc)
+
+
+MODEL_FEATURES = ("transactions", "phase_sequence", "separate_begin_end", "stop_time_limits")
+PLAIN_METER = "plain_meter"
+"""A capability a rig has when its meter model has no signed transactions (the NOT_SUPPORTED scenario)."""
+
+
+def model_capabilities(model: str) -> frozenset[str]:
+    """What the meter model can do, as capability tags: its protocol's features, and plain_meter for a
+    model without transactions. A model no protocol describes ("auto", a vendor's) is taken to be an
+    Eichrecht meter: transactions and a phase sequence."""
+    from driver.protocols import PROTOCOLS  # late: a rig file can be checked without the serial stack
+
+    protocol = PROTOCOLS.get(model)
+    features = protocol.features if protocol is not None else frozenset({"transactions", "phase_sequence"})
+    return frozenset(features) | (frozenset() if "transactions" in features else frozenset({PLAIN_METER}))
 
 
 def meter_requests(model: str) -> RequestKind:

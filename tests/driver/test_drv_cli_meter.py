@@ -116,7 +116,9 @@ def test_a_silent_port_is_one_line_and_exit_1(tmp_path):
     assert result.returncode == 1
     assert result.stdout == ""
     assert len(result.stderr.strip().splitlines()) == 1
-    assert result.stderr.startswith("meter-driver: no answer from unit 1")
+    # --model auto (the default) probes each model; the one line says nothing answered any of them
+    assert result.stderr.startswith("meter-driver: meter does not answer, so its model cannot be told")
+    assert "reference: no answer from unit 1" in result.stderr
 
 
 def test_watch_on_a_terminal_rewrites_one_live_line(sim):
