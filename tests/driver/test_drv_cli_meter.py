@@ -161,3 +161,25 @@ def test_watch_on_a_terminal_rewrites_one_live_line(sim):
     assert text.count("\r") == 3
     assert text.count(" Wh ") == 3
     assert text.rstrip("\r\n").count("\n") == 0  # one line, rewritten in place
+
+
+def test_identify_with_model_auto_names_the_reference_meter(sim):
+    result = run(sim.path, "--model", "auto", "identify")
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)
+    assert found["model"] == "reference" and found["found_by"] == "auto"
+    assert found["description"] == "meter-hil EICH-REF-3, serial MHIL00000001"
+
+
+def test_identify_with_model_auto_names_the_iskra_meter():
+    from drv_support import SimMeter
+
+    meter = SimMeter(profile="iskra-wm3m4c", unit=1)
+    try:
+        result = run(meter.path, "--model", "auto", "identify")
+    finally:
+        meter.close()
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)
+    assert found["model"] == "iskra-wm3m4c"
+    assert found["meter"]["vendor"] == "Iskra" and found["meter"]["model"] == "WM3M4C"
