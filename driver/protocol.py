@@ -13,10 +13,19 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from driver.errors import DriverError, MeterExceptionError
-from driver.types import Powermeter, TransactionReq
+from driver.errors import DriverError
+from driver.types import (
+    Current,
+    Energy,
+    Frequency,
+    Power,
+    Powermeter,
+    ReactivePower,
+    TransactionReq,
+    Voltage,
+)
 
 if TYPE_CHECKING:
     from driver.config import DriverConfig
@@ -192,6 +201,23 @@ class MeterProtocol(ABC):
             self.services.pause(BUSY_POLL_SECONDS, what)
 
 
-def refused(exc: MeterExceptionError, what: str) -> CommandFailed:
-    """A CommandFailed for a command the meter answered with a Modbus exception (busy is retried instead)."""
-    return CommandFailed(f"{what} refused: {exc}")
+def dataset(values: dict[str, Any], *, timestamp: str, meter_id: str, energy_import: Energy,
+            energy_export: Energy, phase_seq_error: bool | None) -> Powermeter:
+    """A Powermeter from decoded values named as the protocols name them (voltage_l1, current_l1,
+    power_total, power_l1, reactive_power_total, reactive_power_l1, ..., frequency; current_n if any)."""
+    return Powermeter(
+        timestamp=timestamp,
+        meter_id=meter_id,
+        phase_seq_error=phase_seq_error,
+        energy_Wh_import=energy_import,
+        energy_Wh_export=energy_export,
+        power_W=Power(total=values["power_total"], L1=values["power_l1"], L2=values["power_l2"],
+                      L3=values["power_l3"]),
+        voltage_V=Voltage(L1=values["voltage_l1"], L2=values["voltage_l2"], L3=values["voltage_l3"]),
+        VAR=ReactivePower(total=values["reactive_power_total"], L1=values["reactive_power_l1"],
+                          L2=values["reactive_power_l2"], L3=values["reactive_power_l3"]),
+        current_A=Current(L1=values["current_l1"], L2=values["current_l2"], L3=values["current_l3"],
+                          N=values.get("current_n")),
+        frequency_Hz=Frequency(L1=values["frequency"]),
+    )
+

@@ -28,19 +28,15 @@ from driver.protocol import (
     RequestPattern,
     Started,
     Stopped,
+    dataset,
 )
 from driver.protocols.tariff_id import tariff_with_id, transaction_id_of
 from driver.types import (
-    Current,
     Energy,
-    Frequency,
     OCMFIdentificationFlags,
     OCMFIdentificationLevel,
-    Power,
     Powermeter,
-    ReactivePower,
     TransactionReq,
-    Voltage,
     rfc3339,
 )
 
@@ -227,19 +223,13 @@ class Em580Protocol(MeterProtocol):
         self._check_device_state()
         self._check_clock()
         assert self.identity is not None
-        return Powermeter(
+        return dataset(
+            values,
             timestamp=rfc3339(time.time()),
             meter_id=self.services.config.meter_id or f"{self.identity.serial_number}.{self._year}",
             phase_seq_error=values["phase_sequence"] == -1,
-            energy_Wh_import=Energy(total=float(values["energy_import"])),
-            energy_Wh_export=Energy(total=float(values["energy_export"])),
-            power_W=Power(total=values["power_total"], L1=values["power_l1"], L2=values["power_l2"],
-                          L3=values["power_l3"]),
-            voltage_V=Voltage(L1=values["voltage_l1"], L2=values["voltage_l2"], L3=values["voltage_l3"]),
-            VAR=ReactivePower(total=values["reactive_power_total"], L1=values["reactive_power_l1"],
-                              L2=values["reactive_power_l2"], L3=values["reactive_power_l3"]),
-            current_A=Current(L1=values["current_l1"], L2=values["current_l2"], L3=values["current_l3"]),
-            frequency_Hz=Frequency(L1=values["frequency"]),
+            energy_import=Energy(total=float(values["energy_import"])),
+            energy_export=Energy(total=float(values["energy_export"])),
         )
 
     # --- commands ------------------------------------------------------------------------------

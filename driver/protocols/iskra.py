@@ -27,17 +27,13 @@ from driver.protocol import (
     RequestPattern,
     Started,
     Stopped,
+    dataset,
 )
 from driver.protocols.tariff_id import tariff_with_id, transaction_id_of
 from driver.types import (
-    Current,
     Energy,
-    Frequency,
-    Power,
     Powermeter,
-    ReactivePower,
     TransactionReq,
-    Voltage,
     rfc3339,
 )
 
@@ -197,19 +193,13 @@ class IskraProtocol(MeterProtocol):
             values.update(decode_block(block, self.link.read_input(block.address, block.count)))
         self._check_clock()
         assert self.identity is not None
-        return Powermeter(
+        return dataset(
+            values,
             timestamp=rfc3339(time.time()),
             meter_id=self.services.config.meter_id or self.identity.serial_number,
             phase_seq_error=values["phase_sequence"] == 1,
-            energy_Wh_import=Energy(total=values["import_counter"] * 10.0 ** values["import_exponent"]),
-            energy_Wh_export=Energy(total=values["export_counter"] * 10.0 ** values["export_exponent"]),
-            power_W=Power(total=values["power_total"], L1=values["power_l1"], L2=values["power_l2"],
-                          L3=values["power_l3"]),
-            voltage_V=Voltage(L1=values["voltage_l1"], L2=values["voltage_l2"], L3=values["voltage_l3"]),
-            VAR=ReactivePower(total=values["reactive_power_total"], L1=values["reactive_power_l1"],
-                              L2=values["reactive_power_l2"], L3=values["reactive_power_l3"]),
-            current_A=Current(L1=values["current_l1"], L2=values["current_l2"], L3=values["current_l3"]),
-            frequency_Hz=Frequency(L1=values["frequency"]),
+            energy_import=Energy(total=values["import_counter"] * 10.0 ** values["import_exponent"]),
+            energy_export=Energy(total=values["export_counter"] * 10.0 ** values["export_exponent"]),
         )
 
     # --- commands ------------------------------------------------------------------------------

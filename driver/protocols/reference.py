@@ -18,17 +18,13 @@ from driver.protocol import (
     RequestPattern,
     Started,
     Stopped,
+    dataset,
 )
 from driver.protocols import reference_map as reg
 from driver.types import (
-    Current,
     Energy,
-    Frequency,
-    Power,
     Powermeter,
-    ReactivePower,
     TransactionReq,
-    Voltage,
     rfc3339,
 )
 
@@ -170,37 +166,14 @@ class ReferenceProtocol(MeterProtocol):
         status = self._read_status()
         clock = self._block(reg.CLOCK)
         assert self.identity is not None
-        return Powermeter(
+        return dataset(
+            values,
             timestamp=rfc3339(clock["clock_time"]),
             meter_id=self.services.config.meter_id or self.identity.serial_number,
             phase_seq_error=bool(status["status_flags"] & reg.FLAG_PHASE_SEQUENCE_ERROR),
-            energy_Wh_import=Energy(
-                total=values["energy_import_total"],
-                L1=values["energy_import_l1"],
-                L2=values["energy_import_l2"],
-                L3=values["energy_import_l3"],
-            ),
-            energy_Wh_export=Energy(total=values["energy_export_total"]),
-            power_W=Power(
-                total=values["power_total"],
-                L1=values["power_l1"],
-                L2=values["power_l2"],
-                L3=values["power_l3"],
-            ),
-            voltage_V=Voltage(L1=values["voltage_l1"], L2=values["voltage_l2"], L3=values["voltage_l3"]),
-            VAR=ReactivePower(
-                total=values["reactive_power_total"],
-                L1=values["reactive_power_l1"],
-                L2=values["reactive_power_l2"],
-                L3=values["reactive_power_l3"],
-            ),
-            current_A=Current(
-                L1=values["current_l1"],
-                L2=values["current_l2"],
-                L3=values["current_l3"],
-                N=values["current_n"],
-            ),
-            frequency_Hz=Frequency(L1=values["frequency"]),
+            energy_import=Energy(total=values["energy_import_total"], L1=values["energy_import_l1"],
+                                 L2=values["energy_import_l2"], L3=values["energy_import_l3"]),
+            energy_export=Energy(total=values["energy_export_total"]),
         )
 
     # --- commands ------------------------------------------------------------------------------

@@ -16,16 +16,12 @@ from driver.protocol import (
     Started,
     Stopped,
     TransactionsNotSupported,
+    dataset,
 )
 from driver.types import (
-    Current,
     Energy,
-    Frequency,
-    Power,
     Powermeter,
-    ReactivePower,
     TransactionReq,
-    Voltage,
     rfc3339,
 )
 
@@ -84,18 +80,14 @@ class Sdm630Protocol(MeterProtocol):
         def wh(kwh: float | int | str) -> float:
             return round(float(kwh) * 1000, 3)
 
-        return Powermeter(
+        return dataset(
+            v,
             timestamp=rfc3339(time.time()),
             meter_id=self.services.config.meter_id or self.identity.serial_number,
-            energy_Wh_import=Energy(total=wh(v["energy_import_kwh"]), L1=wh(e["import_l1"]),
-                                    L2=wh(e["import_l2"]), L3=wh(e["import_l3"])),
-            energy_Wh_export=Energy(total=wh(v["energy_export_kwh"])),
-            power_W=Power(total=v["power_total"], L1=v["power_l1"], L2=v["power_l2"], L3=v["power_l3"]),
-            voltage_V=Voltage(L1=v["voltage_l1"], L2=v["voltage_l2"], L3=v["voltage_l3"]),
-            VAR=ReactivePower(total=v["reactive_power_total"], L1=v["reactive_power_l1"],
-                              L2=v["reactive_power_l2"], L3=v["reactive_power_l3"]),
-            current_A=Current(L1=v["current_l1"], L2=v["current_l2"], L3=v["current_l3"]),
-            frequency_Hz=Frequency(L1=v["frequency"]),
+            phase_seq_error=None,  # the SDM630 has no phase-sequence register
+            energy_import=Energy(total=wh(v["energy_import_kwh"]), L1=wh(e["import_l1"]),
+                                 L2=wh(e["import_l2"]), L3=wh(e["import_l3"])),
+            energy_export=Energy(total=wh(v["energy_export_kwh"])),
         )
 
     def start(self, req: TransactionReq) -> Started:
