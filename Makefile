@@ -14,7 +14,7 @@ help:
 	@echo "make demo                                 same as conformance, on the virtual rig"
 	@echo "make test                                 lint, unit and integration tests, conformance on the virtual rig"
 	@echo "make sim                                  start a simulated meter on a pty (meter-sim --pty --speed 600)"
-	@echo "make campaign [SCHEDULES=500]             fault campaign: nothing lost under link drops and power losses"
+	@echo "make campaign [SCHEDULES=500] [MODEL=..]  fault campaign: nothing lost under link drops and power losses"
 	@echo "make bench                                benchmarks, printed side by side"
 	@echo "make lint                                 ruff"
 
@@ -65,4 +65,5 @@ bench: $(STAMP)
 # are saved under reports/campaign/ for `python -m rigs.campaign --replay FILE`.
 campaign: $(STAMP)
 	$(PY) -m rigs.campaign --schedules $(or $(SCHEDULES),500) --seed $(or $(SEED),1) --jobs 2 \
+		--model $(or $(MODEL),reference) \
 		--failures reports/campaign

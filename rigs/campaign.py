@@ -164,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--speed", type=float, default=60.0, help="meter-sim speed factor (default 60)"
     )
+    p.add_argument("--model", default="reference",
+                   help="meter model with transactions (docs/meters/; default reference)")
     p.add_argument(
         "--failures",
         metavar="DIR",
@@ -192,9 +194,16 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_USAGE
     else:
         schedules = [generate(args.seed, i) for i in range(args.first, args.first + args.schedules)]
-    config = RunnerConfig(speed=args.speed)
+    from driver.protocols import PROTOCOLS
+
+    protocol = PROTOCOLS.get(args.model)
+    if protocol is None or "transactions" not in protocol.features:
+        with_tx = [name for name, p in PROTOCOLS.items() if "transactions" in p.features]
+        parser.error(f"--model {args.model!r}: not a meter model with transactions ({', '.join(with_tx)})")
+    config = RunnerConfig(model=args.model, speed=args.speed)
     print(
-        f"campaign: {len(schedules)} schedule(s), seed {args.seed}, {args.jobs} job(s), speed {args.speed:g}",
+        f"campaign: {len(schedules)} schedule(s), model {args.model}, seed {args.seed}, {args.jobs} job(s), "
+        f"speed {args.speed:g}",
         flush=True,
     )
     summary = run_campaign(schedules, min(args.jobs, len(schedules)), config, args.progress_every)

@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-# The meter's energy register counts 0.1 Wh; OCMF RV is in kWh, so one register step is 0.0001 kWh.
-REGISTER_PER_KWH = Decimal(10000)
+
+def registers_per_kwh(truth: dict[str, Any]) -> Decimal:
+    """How many steps of the meter's energy register make the kWh of OCMF RV (10000 for 0.1 Wh)."""
+    return Decimal(1000) / Decimal(str(truth["energy_resolution_wh"]))
 
 
 @dataclass
@@ -118,7 +120,8 @@ def check(obs: Observation, truth: dict[str, Any]) -> list[str]:
             continue
         if len(texts) > 1:
             problems.append(f"duplicated: transaction {tx_id} delivered {len(texts)} different records")
-        problems += _check_record(tx_id, next(iter(texts)), meter_tx, trace, obs.public_key, ocmf)
+        problems += _check_record(tx_id, next(iter(texts)), meter_tx, trace, obs.public_key, ocmf,
+                                  registers_per_kwh(truth))
 
     paginations = sorted(c["pagination"] for c in signed_by_meter)
     expected = list(range(obs.pagination_before + 1, int(truth.get("pagination", 0)) + 1))
@@ -139,7 +142,8 @@ def check(obs: Observation, truth: dict[str, Any]) -> list[str]:
 
 
 def _check_record(
-    tx_id: str, text: str, meter_tx: dict[str, Any], trace: TxTrace, public_key: str, ocmf: Any
+    tx_id: str, text: str, meter_tx: dict[str, Any], trace: TxTrace, public_key: str, ocmf: Any,
+    per_kwh: Decimal,
 ) -> list[str]:
     problems: list[str] = []
     result = ocmf.verify(text, public_key)
@@ -148,12 +152,12 @@ def _check_record(
     readings = [r for r in result.record.readings if r.value is not None]
     if len(readings) < 2:
         return [*problems, f"invalid: record of {tx_id} has {len(readings)} readings, needs begin and end"]
-    begin = int(readings[0].value * REGISTER_PER_KWH)
-    end = int(readings[-1].value * REGISTER_PER_KWH)
+    begin = int(readings[0].value * per_kwh)
+    end = int(readings[-1].value * per_kwh)
     if (begin, end) != (meter_tx["begin_register"], meter_tx["end_register"]):
         problems.append(
             f"energy: record of {tx_id} says {begin}..{end}, the meter's ground truth "
-            f"{meter_tx['begin_register']}..{meter_tx['end_register']} (0.1 Wh)"
+            f"{meter_tx['begin_register']}..{meter_tx['end_register']} (register steps)"
         )
     if result.record.pagination != f"T{meter_tx['pagination']}":
         problems.append(

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from driver.errors import DriverError
-from driver.protocols import ReferenceProtocol
+from driver.protocols import protocol_class
 from rigs.campaign_invariants import Observation, TxTrace, check
 from rigs.campaign_schedule import FaultPlan, Schedule
 from rigs.campaign_wire import FaultWire
@@ -57,8 +57,8 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
 class MeterProcess(MeterSimProcess):
     """meter-sim on a pty (simulator.MeterSimProcess) that also notes every exit nobody asked for."""
 
-    def __init__(self, workdir: Path, speed: float, seed: int) -> None:
-        super().__init__(workdir, speed=speed, seed=seed, start_timeout=START_TIMEOUT_S)
+    def __init__(self, workdir: Path, speed: float, seed: int, model: str = "reference") -> None:
+        super().__init__(workdir, speed=speed, seed=seed, model=model, start_timeout=START_TIMEOUT_S)
         self.unexpected_exits: list[str] = []
         self.kills = 0
 
@@ -95,6 +95,8 @@ class MeterProcess(MeterSimProcess):
 class RunnerConfig:
     """Knobs of a campaign rig; the defaults keep a schedule to a few seconds."""
 
+    model: str = "reference"
+    """The meter model (docs/meters/): the simulated meter's, and the driver's protocol."""
     speed: float = 60.0
     sim_seed: int = 11
     timeout: float = 0.1
@@ -133,8 +135,9 @@ class CampaignRunner:
         self.config = config or RunnerConfig()
         self._own_workdir = self.config.workdir is None
         self.workdir = self.config.workdir or Path(tempfile.mkdtemp(prefix="campaign-"))
-        self.meter = MeterProcess(self.workdir, self.config.speed, self.config.sim_seed)
-        self.wire = FaultWire(ReferenceProtocol.request_kind)  # the campaign runs the reference meter
+        self.meter = MeterProcess(self.workdir, self.config.speed, self.config.sim_seed, self.config.model)
+        # fault points are request kinds as the model's own protocol describes its requests
+        self.wire = FaultWire(protocol_class(self.config.model).request_kind)
         self._faults: queue.Queue[FaultPlan | None] = queue.Queue()
         self._active_faults = 0
         self._fault_lock = threading.Lock()
@@ -188,6 +191,7 @@ class CampaignRunner:
         self.driver = PowermeterDriver(
             DriverConfig(
                 port=self.wire.path,
+                model=c.model,
                 timeout=c.timeout,
                 retries=c.retries,
                 publish_interval=c.publish_interval,
@@ -311,8 +315,13 @@ class CampaignRunner:
         self.meter.control.set_load(power_w=power_w)
 
     def _energy(self) -> int:
+        """The meter's energy register now (in the model's counter units)."""
         self._settle()
         return int(self.meter.control.status()["energy_register"])
+
+    def _energy_wh(self) -> float:
+        self._settle()
+        return float(self.meter.control.status()["energy_wh"])
 
     # ---- one schedule ---------------------------------------------------------------------------------
     def run(self, schedule: Schedule) -> ScheduleResult:
@@ -396,15 +405,17 @@ class CampaignRunner:
             trace.note("start abandoned by a whole-system failure; recovered by the boot sequence")
             return
         trace.begin_high = self._energy()
+        charged_from = self._energy_wh()
         if status_name(started.start_response) != "OK":
             obs.failures.append(
                 f"start of {tx_id} answered {status_name(started.start_response)}: "
                 f"{started.start_response.error}"
             )
+        # the schedule's charge counts 0.1 Wh whatever the meter's own resolution
         wait_until(
-            lambda: self._energy() >= trace.begin_high + charge,
-            SETTLE_TIMEOUT_S,  # type: ignore[operator]
-            f"{charge} x 0.1 Wh of charging",
+            lambda: self._energy_wh() >= charged_from + charge * 0.1,
+            SETTLE_TIMEOUT_S,
+            f"{charge * 0.1:g} Wh of charging",
         )
         trace.end_low = self._energy()
         assert self.evse is not None

@@ -43,6 +43,7 @@ class Case:
     def good(cls) -> Case:
         obs = Observation(pagination_before=4, public_key=PUBLIC)
         truth = {"pagination": 6, "open_transaction_id": "", "transaction_state": 0, "signing": False,
+                 "energy_resolution_wh": 0.1,
                  "closed_transactions": []}
         for number, (begin, end) in enumerate([(100, 130), (130, 170)]):
             tx_id = f"tx-{number}"
