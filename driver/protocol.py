@@ -9,6 +9,7 @@ A protocol raises; the policy turns what it raises into EVerest's answers.
 
 from __future__ import annotations
 
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -123,6 +124,8 @@ class MeterProtocol(ABC):
         self.link = link
         self.services = services
         self.identity: MeterIdentity | None = None
+        self.status_lock = threading.RLock()
+        """Held while noticing a reboot and setting the clock: the publisher and a command both look."""
 
     @classmethod
     def request_kind(cls, function_code: int, address: int, values: list[int]) -> str | None:

@@ -185,6 +185,10 @@ class Em580Protocol(MeterProtocol):
         return self._public_key
 
     def _check_clock(self) -> None:
+        with self.status_lock:
+            self._check_clock_once()
+
+    def _check_clock_once(self) -> None:
         """Set the clock when the meter says it is not synchronised (after every power-up)."""
         if self.link.read_input(TIME_SYNC, 1)[0] != 0:
             return

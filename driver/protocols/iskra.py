@@ -160,6 +160,10 @@ class IskraProtocol(MeterProtocol):
         return self._public_key
 
     def _check_clock(self) -> None:
+        with self.status_lock:
+            self._check_clock_once()
+
+    def _check_clock_once(self) -> None:
         """Set the clock when the time status says it is not synchronised (after every power-up)."""
         if self.link.read_holding(TIME_STATUS, 1)[0] != TIME_NOT_SYNCHRONISED:
             return

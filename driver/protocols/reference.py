@@ -86,6 +86,10 @@ class ReferenceProtocol(MeterProtocol):
     # --- what the meter is ---------------------------------------------------------------------
 
     def identify(self) -> MeterIdentity:
+        with self.status_lock:
+            return self._identify()
+
+    def _identify(self) -> MeterIdentity:
         identity = self._block(reg.IDENTITY)
         if identity["map_version"] != reg.SUPPORTED_MAP_VERSION:
             self.services.raise_error(
@@ -123,13 +127,17 @@ class ReferenceProtocol(MeterProtocol):
 
     def _read_status(self) -> dict[str, Any]:
         """Read the status block; notice a reboot (boot_count changed) and set an unsynchronised clock."""
+        with self.status_lock:
+            return self._status_once()
+
+    def _status_once(self) -> dict[str, Any]:
         status = self._block(reg.STATUS)
         boot_count = status["boot_count"]
         if self._boot_count is not None and boot_count != self._boot_count:
             self.reboots_seen += 1
             log.warning("meter rebooted (boot_count %s -> %s)", self._boot_count, boot_count)
             self._boot_count = boot_count
-            self.identify()  # reads identity and key again, then this status once more
+            self._identify()  # reads identity and key again, then this status once more
             return self._block(reg.STATUS)
         self._boot_count = boot_count
         if status["status_flags"] & reg.FLAG_CLOCK_UNSYNCHRONISED and self.services.config.sync_clock:
