@@ -45,7 +45,7 @@ conformance: $(STAMP)
 	$(PY) -m pytest $(CONFORMANCE_ARGS) features/test_conformance.py
 
 conformance-all: $(STAMP)
-	$(PY) -m rigs.conformance_all
+	$(PY) -m rigs.conformance_all --jobs 2
 
 demo: RIG = rigs/virtual.toml
 demo: conformance

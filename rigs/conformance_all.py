@@ -8,6 +8,7 @@ reports stay apart; the table is read back from each run's summary.json, the sui
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
 import subprocess
 import sys
@@ -76,14 +77,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="rig file (a simulated meter)")
     parser.add_argument("--reports", default=str(ROOT / "reports"), help="reports/<model>/ go here")
     parser.add_argument("--models", nargs="*", help="models to run (default: every simulated model)")
+    parser.add_argument("--skip", nargs="*", default=[], help="models not to run")
+    parser.add_argument("--jobs", type=int, default=1, help="models run at once (default 1)")
     args = parser.parse_args(argv)
-    models = args.models or simulated_models()
+    models = [m for m in (args.models or simulated_models()) if m not in args.skip]
+    if not models or args.jobs < 1:
+        parser.error("no model to run" if not models else "--jobs must be at least 1")
     reports = Path(args.reports)
-    for index, model in enumerate(models, 1):
-        print(f"[{index}/{len(models)}] {model}: running the conformance suite ...", flush=True)
-        code, seconds = run_model(model, args.rig, reports)
-        print(f"[{index}/{len(models)}] {model}: exit {code} in {seconds:.0f} s "
-              f"(log: {reports / model / 'run.log'})", flush=True)
+    print(f"conformance-all: {len(models)} models ({', '.join(models)}), {args.jobs} at a time", flush=True)
+    started = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        runs = {pool.submit(run_model, model, args.rig, reports): model for model in models}
+        for done, future in enumerate(concurrent.futures.as_completed(runs), 1):
+            model = runs[future]
+            code, seconds = future.result()
+            print(f"[{done}/{len(models)}] {model}: exit {code} in {seconds:.0f} s "
+                  f"(log: {reports / model / 'run.log'})", flush=True)
+    print(f"conformance-all: {time.monotonic() - started:.0f} s in all")
     lines, all_pass = verdict_table(models, reports)
     print()
     print("\n".join(lines))
