@@ -47,6 +47,8 @@ def decode_field(spec: Field, registers: list[int]) -> int | float | str:
     if spec.kind == "string":
         return codec.decode_string(words)
     raw = codec.decode_number(spec.kind, words, spec.word_order)
+    if spec.kind == "f32":
+        raw = float(f"{raw:.7g}")  # the digits a float32 holds, not the binary expansion's tail
     if spec.scale == 1.0:
         return raw
     return round(raw * spec.scale, 6)

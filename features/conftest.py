@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from identities import base_seed, identities
-from report_plugin import REQUIREMENTS, ConformanceReport, RunInfo, versions
+from report_plugin import NOT_APPLICABLE, REQUIREMENTS, ConformanceReport, RunInfo, versions
 
 from rigs import CAPABILITIES, GROUND_TRUTH, Rig, RigError, RigFileError, RigSpec, load_rig
 from rigs.meter_side import check_port
@@ -25,7 +25,8 @@ from rigs.wirelog import WireLog
 
 RIG_ENV = "METER_HIL_RIG"
 DEFAULT_RIG = Path(__file__).resolve().parent.parent / "rigs" / "virtual.toml"
-CAPABILITY_TAGS = (*CAPABILITIES, GROUND_TRUTH, *MODEL_FEATURES, PLAIN_METER)
+MODEL_TAGS = {*MODEL_FEATURES, PLAIN_METER}
+CAPABILITY_TAGS = (*CAPABILITIES, GROUND_TRUTH, *MODEL_TAGS)
 
 _RIG_KEY = pytest.StashKey[RigSpec]()
 _REPORT_KEY = pytest.StashKey[ConformanceReport]()
@@ -77,7 +78,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     have = spec.capabilities | model_capabilities(spec.meter.model)
     for item in items:
         missing = [tag for tag in CAPABILITY_TAGS if item.get_closest_marker(tag) and tag not in have]
-        if missing:
+        if missing and set(missing) <= MODEL_TAGS:
+            # what the meter model cannot do (a meter without transactions): the scenario does not apply
+            reason = f"{NOT_APPLICABLE}: model {spec.meter.model} lacks {', '.join(missing)}"
+            item.add_marker(pytest.mark.skip(reason=reason))
+        elif missing:
             reason = f"rig '{spec.name}' (model {spec.meter.model}) lacks capability: {', '.join(missing)}"
             item.add_marker(pytest.mark.skip(reason=reason))
 

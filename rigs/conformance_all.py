@@ -63,6 +63,8 @@ def verdict_table(models: list[str], reports: Path) -> tuple[list[str], bool]:
                 cells.append(f"FAIL {row['failed']}")
             elif row["passed"]:
                 cells.append(f"PASS {row['passed']}")
+            elif row.get("not_applicable", 0) == len(row["scenarios"]):
+                cells.append("n/a")
             else:
                 cells.append("SKIP")
         lines.append(f"{model:{width}}" + "".join(f"{c:>13}" for c in cells) + f"{verdict:>13}")

@@ -90,10 +90,18 @@ class Profile:
     protocol: str = "reference"
     energy_resolution_wh: float = 0.1
     serial_digits: int = 0
+    write_table: str = "holding"
+    """The table writes go to: "input" for a meter with one register space read by FC04 (the EM580)."""
+    only_functions: tuple[int, ...] = ()
+    """The function codes the meter implements when not those its tables imply (the EM580: 04 and 16)."""
+    fill_input: tuple[tuple[int, int], ...] = ()
+    """Input-register spans [start, end) whose unnamed addresses read 0 (a meter serving a whole block)."""
 
     @property
     def function_codes(self) -> tuple[int, ...]:
         """Modbus function codes the meter implements: 03/06/16 for holding, 04 for input registers."""
+        if self.only_functions:
+            return tuple(sorted(self.only_functions))
         tables = {reg.table for reg in self.registers}
         codes = (3, 6, 16) if "holding" in tables else ()
         return tuple(sorted(codes + ((4,) if "input" in tables else ())))
@@ -137,6 +145,9 @@ METER_DEFAULTS: dict[str, Any] = {
     "protocol": "reference",
     "energy_resolution_wh": 0.1,
     "serial_digits": 0,
+    "write_table": "holding",
+    "only_functions": [],
+    "fill_input": [],
 }
 
 
@@ -261,6 +272,9 @@ def _profile(path: Path, meter: dict[str, Any], grid: dict[str, Any], regs: list
         "protocol": str,
         "energy_resolution_wh": float,
         "serial_digits": int,
+        "write_table": str,
+        "only_functions": list,
+        "fill_input": list,
     }
     for key in meter:
         if key not in kinds:
@@ -279,6 +293,16 @@ def _profile(path: Path, meter: dict[str, Any], grid: dict[str, Any], regs: list
         raise ProfileError(f"{path}: field 'meter.energy_resolution_wh' must be positive")
     if not 0 <= values["serial_digits"] <= 12:
         raise ProfileError(f"{path}: field 'meter.serial_digits' must be 0..12")
+    if values["write_table"] not in ("holding", "input"):
+        raise ProfileError(f"{path}: field 'meter.write_table' must be 'holding' or 'input'")
+    if not all(code in (3, 4, 6, 16) for code in values["only_functions"]):
+        raise ProfileError(f"{path}: field 'meter.only_functions' may hold 3, 4, 6 and 16 only")
+    values["only_functions"] = tuple(values["only_functions"])
+    spans = values["fill_input"]
+    if not all(isinstance(sp, list) and len(sp) == 2 and all(isinstance(a, int) for a in sp)
+               and 0 <= sp[0] < sp[1] <= 0x10000 for sp in spans):
+        raise ProfileError(f"{path}: field 'meter.fill_input' must be a list of [start, end] address pairs")
+    values["fill_input"] = tuple((sp[0], sp[1]) for sp in spans)
     if not 1 <= values["records_kept"] <= 1000:
         raise ProfileError(f"{path}: field 'meter.records_kept' must be between 1 and 1000")
     grid_fields = {f: float for f in GridSettings.__dataclass_fields__}

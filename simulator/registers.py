@@ -74,6 +74,11 @@ def limits_problem(reg: Register, words: list[int]) -> ModbusException | None:
     return None
 
 
+def _unnamed(address: int) -> Register:
+    """A read-only register of a filled span that the profile does not name: it reads 0."""
+    return Register(name="", address=address, type="u16", regs=1, access="r", table="input")
+
+
 class RegisterMap:
     """One meter's registers as seen over Modbus. A new map (RAM cleared) is made at every power-up.
 
@@ -88,6 +93,9 @@ class RegisterMap:
         for reg in self.profile.registers:
             for address in range(reg.address, reg.end):
                 self._at[reg.table][address] = reg
+        for start, end in self.profile.fill_input:
+            for address in range(start, end):
+                self._at["input"].setdefault(address, _unnamed(address))
         self.image: dict[str, list[int]] = {}
         for reg in self.profile.registers:
             if reg.writable:
@@ -119,7 +127,7 @@ class RegisterMap:
         self, address: int, values: list[int], function_code: int = FC_WRITE_MULTIPLE
     ) -> ModbusException | None:
         """FC06/FC16: store values, run what they trigger; None on success, else the exception to answer."""
-        regs = self._covered("holding", address, len(values))
+        regs = self._covered(self.profile.write_table, address, len(values))
         if regs is None or any(not r.writable for r in regs):
             return ModbusException.ILLEGAL_ADDRESS
         if any(not 0 <= v <= 0xFFFF for v in values):

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 PROTOCOLS = {
     "reference": "simulator.models.reference:ReferenceProtocol",
     "iskra": "simulator.models.iskra:IskraProtocol",
+    "sdm630": "simulator.models.sdm630:Sdm630Protocol",
 }
 
 

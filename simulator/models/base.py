@@ -8,6 +8,7 @@ the clock stay model-independent.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -95,3 +96,38 @@ class MeterProtocol:
     def apply(self, regmap: RegisterMap, reg: Register, written: dict[int, int]) -> ModbusException | None:
         """Run what a stored write triggers; an exception to answer, else None."""
         return None
+
+
+def measurement_sources(regmap: RegisterMap) -> dict[str, Source]:
+    """The measurements every model serves, in SI units, by the names the profiles give them (voltage_l1,
+    current_l1, current_n, power_l1, power_total, reactive_power_l1, apparent_power_l1, power_factor_l1,
+    frequency, voltage_l1_l2, ...). Energy counters are each model's own: their units differ."""
+
+    def meas(attr: str, index: int | None = None) -> Source:
+        def get() -> float:
+            value = getattr(regmap.measurements(), attr)
+            return value[index] if index is not None else value  # type: ignore[no-any-return]
+
+        return get
+
+    def total(attr: str) -> Source:
+        return lambda: math.fsum(getattr(regmap.measurements(), attr))
+
+    sources: dict[str, Source] = {
+        "current_n": meas("neutral_current_a"),
+        "power_total": total("power_w"),
+        "reactive_power_total": total("reactive_var"),
+        "apparent_power_total": total("apparent_va"),
+        "frequency": meas("frequency_hz"),
+        "voltage_l1_l2": meas("line_voltages_v", 0),
+        "voltage_l2_l3": meas("line_voltages_v", 1),
+        "voltage_l3_l1": meas("line_voltages_v", 2),
+    }
+    for i, phase in enumerate(("l1", "l2", "l3")):
+        sources[f"voltage_{phase}"] = meas("voltages_v", i)
+        sources[f"current_{phase}"] = meas("currents_a", i)
+        sources[f"power_{phase}"] = meas("power_w", i)
+        sources[f"reactive_power_{phase}"] = meas("reactive_var", i)
+        sources[f"apparent_power_{phase}"] = meas("apparent_va", i)
+        sources[f"power_factor_{phase}"] = meas("power_factor", i)
+    return sources
