@@ -34,6 +34,7 @@ from driver.protocol import (
     MeterProtocol,
     Started,
     Stopped,
+    TooEarly,
     TransactionsNotSupported,
 )
 from driver.protocols import identify, protocol_class
@@ -361,6 +362,12 @@ class PowermeterDriver:
         while True:
             try:
                 return attempt()
+            except TooEarly as exc:
+                wait = exc.earliest - time.time() + 0.05
+                if time.monotonic() + wait > link_deadline:
+                    raise
+                log.info("%s: the meter takes a stop in %.2f s; waiting for it", what, wait)
+                self.pause(max(wait, 0.0), what)
             except CommunicationError as exc:
                 remaining = link_deadline - time.monotonic()
                 if remaining <= 0:

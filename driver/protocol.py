@@ -39,6 +39,15 @@ class CommandFailed(DriverError):
     """The meter cannot do a command; the policy answers UNEXPECTED_ERROR with this message."""
 
 
+class TooEarly(CommandFailed):
+    """The meter refuses a stop before its minimum transaction duration; it takes one from `earliest`
+    (UTC seconds). The policy waits for it when that is within the command's time budget."""
+
+    def __init__(self, message: str, earliest: float) -> None:
+        super().__init__(message)
+        self.earliest = earliest
+
+
 class TransactionsNotSupported(DriverError):
     """The meter has no signed transactions; the policy answers NOT_SUPPORTED with this message."""
 

@@ -30,7 +30,8 @@ Feature: Communication loss between driver and meter
     And an identification of type "ISO14443"
     When a session starts
     Then the start is answered "OK"
-    When the link is cut as soon as the stop command reaches the meter
+    When the meter takes a stop of the transaction
+    And the link is cut as soon as the stop command reaches the meter
     And the session is stopped
     Then the link was cut after the stop command reached the meter
     And the stop is not answered "OK"

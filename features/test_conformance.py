@@ -207,11 +207,26 @@ def start_stop_times(ctx: Context) -> None:
     assert earliest < latest, f"minimum stop time {earliest} is not before the maximum {latest}"
 
 
-@when("the minimum stop time has passed")
-def minimum_stop_time_passed(ctx: Context) -> None:
-    earliest = datetime.fromisoformat(ctx.start_response.transaction_min_stop_time).timestamp()
-    wait_until(lambda: time.time() >= earliest + 1, "the minimum stop time has passed",
-               timeout=max(TIMEOUT, earliest + 2 - time.time()))
+@when("the meter takes a stop of the transaction")
+def meter_takes_stop(ctx: Context) -> None:
+    """Wait for the start answer's minimum stop time, when it gives one (a meter with a minimum duration
+    refuses an earlier stop); at once otherwise."""
+    earliest_text = ctx.start_response.transaction_min_stop_time
+    if earliest_text:
+        earliest = datetime.fromisoformat(earliest_text).timestamp()
+        wait_until(lambda: time.time() >= earliest + 0.5, "the minimum stop time has passed",
+                   timeout=max(TIMEOUT, earliest + 1 - time.time()))
+
+
+@then("the transaction ended no earlier than the minimum stop time")
+def ended_after_minimum(ctx: Context) -> None:
+    """The end reading's time (whole seconds, the meter's clock) is not before the start answer's
+    transaction_min_stop_time: a stop asked earlier is carried out once the meter takes it."""
+    earliest = datetime.fromisoformat(ctx.start_response.transaction_min_stop_time)
+    end = next(r for r in ocmf.parse(signed_record(ctx)).readings if r.tx == "E")
+    assert end.time is not None, f"the end reading has no time: {end.time_text!r}"
+    ended = end.time.replace(microsecond=0)
+    assert ended >= earliest, f"the transaction ended at {ended}, before its minimum stop time {earliest}"
 
 
 @then("the stop answer carries the begin record of the start")
@@ -563,7 +578,10 @@ def stored_record_verifies(rig: Rig, ctx: Context) -> None:
     assert len(truth) == 1, f"the meter holds {len(truth)} records for the transaction"
     key = evse(rig).driver.public_key_ocmf
     assert key, "the driver reports no OCMF public key"
-    result = ocmf.verify(truth[0]["ocmf"], key, transaction=True)
+    if truth[0].get("begin_ocmf"):  # begin and end signed apart: the pair
+        result = ocmf.verify_pair(truth[0]["begin_ocmf"], truth[0]["ocmf"], key)
+    else:
+        result = ocmf.verify(truth[0]["ocmf"], key, transaction=True)
     assert result.valid, f"the meter's own record does not verify with the driver's key: {result.failures}"
 
 

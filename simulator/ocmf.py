@@ -193,8 +193,9 @@ class RecordData:
     serial: str
     firmware: str
     identification: Identification
-    begin: Reading
-    end: Reading
+    begin: Reading | None
+    end: Reading | None
+    """A record signed apart holds one of the two readings (the other None)."""
 
 
 def build_payload(d: RecordData) -> str:
@@ -222,7 +223,7 @@ def build_payload(d: RecordData) -> str:
     if ident.evse_id:
         payload["CT"] = "EVSEID"
         payload["CI"] = ident.evse_id
-    payload["RD"] = [_reading(d.begin, "B"), _reading(d.end, "E")]
+    payload["RD"] = [_reading(r, tx) for r, tx in ((d.begin, "B"), (d.end, "E")) if r is not None]
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=True)
 
 

@@ -90,6 +90,8 @@ class Profile:
     protocol: str = "reference"
     energy_resolution_wh: float = 0.1
     serial_digits: int = 0
+    max_duration_s: float = 0.0
+    """Longest transaction (simulated seconds) the meter allows; 0: no limit (max_stop_time 0)."""
     write_table: str = "holding"
     """The table writes go to: "input" for a meter with one register space read by FC04 (the EM580)."""
     only_functions: tuple[int, ...] = ()
@@ -145,6 +147,7 @@ METER_DEFAULTS: dict[str, Any] = {
     "protocol": "reference",
     "energy_resolution_wh": 0.1,
     "serial_digits": 0,
+    "max_duration_s": 0.0,
     "write_table": "holding",
     "only_functions": [],
     "fill_input": [],
@@ -272,6 +275,7 @@ def _profile(path: Path, meter: dict[str, Any], grid: dict[str, Any], regs: list
         "protocol": str,
         "energy_resolution_wh": float,
         "serial_digits": int,
+        "max_duration_s": float,
         "write_table": str,
         "only_functions": list,
         "fill_input": list,
@@ -284,7 +288,7 @@ def _profile(path: Path, meter: dict[str, Any], grid: dict[str, Any], regs: list
     values = {k: _typed(path, f"meter.{k}", v, kinds[k]) for k, v in meter.items()}
     if values["curve"] not in CURVES:
         raise ProfileError(f"{path}: field 'meter.curve' must be one of {', '.join(CURVES)}")
-    for key in ("boot_delay_s", "signing_delay_s", "min_duration_s"):
+    for key in ("boot_delay_s", "signing_delay_s", "min_duration_s", "max_duration_s"):
         if values[key] < 0:
             raise ProfileError(f"{path}: field 'meter.{key}' must not be negative")
     if values["protocol"] not in PROTOCOLS:

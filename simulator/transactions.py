@@ -30,6 +30,7 @@ class Command(enum.IntEnum):
     STOP = 2
     CLEAR_ALL = 3
     FETCH = 4
+    FETCH_BEGIN = 5
 
 
 class CommandStatus(enum.IntEnum):
@@ -63,6 +64,10 @@ class Transaction:
     begin_sim_s: float
     end: Reading | None = None
     interrupted: bool = False
+    begin_record: str = ""
+    """The begin record, when the meter signs begin and end apart ("" otherwise)."""
+    end_pagination: int = 0
+    """The end record's pagination number when signed apart (0: one record, `pagination`)."""
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-able dict (for the state file)."""
@@ -74,6 +79,8 @@ class Transaction:
             "begin_sim_s": self.begin_sim_s,
             "end": None if self.end is None else self.end.to_json(),
             "interrupted": self.interrupted,
+            "begin_record": self.begin_record,
+            "end_pagination": self.end_pagination,
         }
 
     @classmethod
@@ -87,6 +94,8 @@ class Transaction:
             float(d["begin_sim_s"]),
             None if d["end"] is None else Reading.from_json(d["end"]),
             bool(d["interrupted"]),
+            str(d.get("begin_record", "")),
+            int(d.get("end_pagination", 0)),
         )
 
 
@@ -116,9 +125,14 @@ class TransactionEngine:
         sign: Callable[[Transaction], str],
         records_kept: int = 16,
         min_duration_s: float = 0.0,
+        sign_begin: Callable[[Transaction], str] | None = None,
+        max_duration_s: float = 0.0,
     ) -> None:
         self._persist = persist
         self._sign = sign
+        self._sign_begin = sign_begin
+        """Set for a meter that signs begin and end as separate records (each its own pagination)."""
+        self.max_duration_s = max_duration_s
         self.records_kept = records_kept
         self.min_duration_s = min_duration_s
         self.pagination = 0
@@ -169,6 +183,12 @@ class TransactionEngine:
             return CommandStatus.BUSY
         return CommandStatus.FAILED if self._failed else CommandStatus.DONE
 
+    def max_stop_sim_s(self) -> float | None:
+        """Latest stop of the open transaction in simulated seconds, None when the meter imposes none."""
+        if self.open is None or self.open.interrupted or self.max_duration_s <= 0:
+            return None
+        return self.open.begin_sim_s + self.max_duration_s
+
     def min_stop_sim_s(self) -> float | None:
         """Earliest stop of the open transaction in simulated seconds, None when the meter imposes none.
 
@@ -187,6 +207,11 @@ class TransactionEngine:
             return self._fail(Command.START, TxError.INVALID_IDENTIFICATION)
         self.pagination += 1
         self.open = Transaction(tx_id, self.pagination, ident, reading, now_sim_s)
+        if self._sign_begin is not None:
+            # signed at once and kept with the open transaction: the begin record is in the result
+            # buffer when the start is answered
+            self.open = replace(self.open, begin_record=self._sign_begin(self.open))
+            self.result = Record(self.open, self.open.begin_record)
         self._persist()
         return self._ok(Command.START)
 
@@ -221,6 +246,17 @@ class TransactionEngine:
         self.result = record
         return self._ok(Command.FETCH)
 
+    def fetch_begin(self, tx_id: str) -> TxError:
+        """Command 5: load the begin record of tx_id (open or closed; a meter signing begin and end apart)."""
+        found = self.open if self.open is not None and self.open.id == tx_id else None
+        if found is None:
+            record = self._find(tx_id)
+            found = None if record is None else record.transaction
+        if found is None or not found.begin_record:
+            return self._fail(Command.FETCH_BEGIN, TxError.UNKNOWN_ID)
+        self.result = Record(found, found.begin_record)
+        return self._ok(Command.FETCH_BEGIN)
+
     def finish_signing(self) -> None:
         """Sign every closed transaction still waiting; the last one lands in the result buffer."""
         if not self.unsigned:
@@ -239,7 +275,11 @@ class TransactionEngine:
     # ---- internals ------------------------------------------------------------------------------------
     def _close(self, reading: Reading) -> None:
         assert self.open is not None
-        self.unsigned.append(replace(self.open, end=reading))
+        end_pagination = 0
+        if self._sign_begin is not None:
+            self.pagination += 1  # the end record is a record of its own: the next pagination number
+            end_pagination = self.pagination
+        self.unsigned.append(replace(self.open, end=reading, end_pagination=end_pagination))
         self.open = None
         self.result = None
         self._persist()

@@ -18,6 +18,7 @@ from driver.protocol import (
     RequestPattern,
     Started,
     Stopped,
+    TooEarly,
     dataset,
 )
 from driver.protocols import reference_map as reg
@@ -41,7 +42,8 @@ class ReferenceProtocol(MeterProtocol):
         *(RequestPattern(kind, fc, reg.COMMAND, command)
           for fc in (0x06, 0x10)
           for kind, command in (("start", reg.CMD_START), ("stop", reg.CMD_STOP),
-                                ("clear", reg.CMD_CLEAR_ALL), ("fetch", reg.CMD_FETCH))),
+                                ("clear", reg.CMD_CLEAR_ALL), ("fetch", reg.CMD_FETCH),
+                                ("fetch", reg.CMD_FETCH_BEGIN))),
         RequestPattern("txid", 0x10, reg.TRANSACTION_ID),
         RequestPattern("ident", 0x10, reg.IDENTIFICATION_ADDRESS),
         RequestPattern("state", 0x03, reg.TRANSACTION_STATE.address),
@@ -204,7 +206,12 @@ class ReferenceProtocol(MeterProtocol):
             if status != reg.CMD_FAILED:
                 return None
             code = self._block(reg.STATUS)["last_error"]
-            return f"{reg.meter_error_text(code)} (meter error {code})"
+            reason = f"{reg.meter_error_text(code)} (meter error {code})"
+            if code == reg.ERROR_TOO_SHORT:
+                earliest = self._block(reg.TRANSACTION_STATE)["min_stop_time"]
+                raise TooEarly(f"{what} refused: {reason}; the meter takes it from {rfc3339(earliest)}",
+                               earliest)
+            return reason
 
         self.poll(what, read, lambda status: status == reg.CMD_DONE, failed)
         return state
@@ -264,7 +271,7 @@ class ReferenceProtocol(MeterProtocol):
         self._read_status()  # notices a reboot before the command
         self.link.write(reg.TRANSACTION_ID, reg.encode_string(transaction_id, reg.TRANSACTION_ID_REGS))
         state = self._run_command(reg.CMD_STOP, f"stop of {transaction_id!r}")
-        return Stopped(transaction_id, self._read_record(state))
+        return Stopped(transaction_id, self._read_record(state), self._begin_record(transaction_id))
 
     def close_all(self) -> Stopped | None:
         self._run_command(reg.CMD_CLEAR_ALL, "clear of every pending transaction")
@@ -273,7 +280,16 @@ class ReferenceProtocol(MeterProtocol):
     def fetch(self, transaction_id: str) -> Stopped | None:
         self.link.write(reg.TRANSACTION_ID, reg.encode_string(transaction_id, reg.TRANSACTION_ID_REGS))
         state = self._run_command(reg.CMD_FETCH, f"fetch of the record of {transaction_id!r}")
-        return Stopped(transaction_id, self._read_record(state))
+        return Stopped(transaction_id, self._read_record(state), self._begin_record(transaction_id))
+
+    def _begin_record(self, transaction_id: str) -> str | None:
+        """The begin record of a meter that signs it apart (command 5), None for one record holding both."""
+        assert self.identity is not None
+        if not self.identity.separate_begin_end:
+            return None
+        self.link.write(reg.TRANSACTION_ID, reg.encode_string(transaction_id, reg.TRANSACTION_ID_REGS))
+        state = self._run_command(reg.CMD_FETCH_BEGIN, f"fetch of the begin record of {transaction_id!r}")
+        return self._read_record(state)
 
     def _read_record(self, state: dict[str, Any]) -> str:
         """The OCMF record in the result buffer, exactly as the meter wrote it."""

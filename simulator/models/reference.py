@@ -31,7 +31,10 @@ class ReferenceProtocol(MeterProtocol):
     def __init__(self, meter: Any) -> None:
         super().__init__(meter)
         p = self.profile
-        self.engine = TransactionEngine(meter.persist, self._sign, p.records_kept, p.min_duration_s)
+        self.engine = TransactionEngine(
+            meter.persist, self._sign, p.records_kept, p.min_duration_s,
+            sign_begin=self._sign_begin if p.separate_begin_end else None, max_duration_s=p.max_duration_s,
+        )
 
     # ---- non-volatile state ---------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
@@ -82,6 +85,8 @@ class ReferenceProtocol(MeterProtocol):
                 "begin_register": r.transaction.begin.energy_register,
                 "end_register": r.transaction.end.energy_register if r.transaction.end else None,
                 "ocmf": r.ocmf,
+                **({"begin_ocmf": r.transaction.begin_record, "pagination": r.transaction.end_pagination,
+                    "begin_pagination": r.transaction.pagination} if r.transaction.begin_record else {}),
             }
             for r in self.engine.records
         ]
@@ -104,6 +109,8 @@ class ReferenceProtocol(MeterProtocol):
             return eng.clear_all(m.reading())
         if command == Command.FETCH:
             return eng.fetch(tx_id)
+        if command == Command.FETCH_BEGIN:
+            return eng.fetch_begin(tx_id)
         raise ValueError(f"unknown command {command}")
 
     def record_fits(self, ident: Identification) -> bool:
@@ -117,11 +124,23 @@ class ReferenceProtocol(MeterProtocol):
         return len(worst) <= p.register("result_buffer").regs * 2
 
     def _sign(self, tx: Transaction) -> str:
+        """The end record: both readings, or the end reading alone (its own pagination) when signed apart."""
         assert tx.end is not None
         p, m = self.profile, self.meter
-        data = RecordData(
-            tx.pagination, p.vendor, p.model, m.serial, p.firmware, tx.identification, tx.begin, tx.end
-        )
+        if tx.end_pagination:
+            data = RecordData(tx.end_pagination, p.vendor, p.model, m.serial, p.firmware, tx.identification,
+                              None, tx.end)
+        else:
+            data = RecordData(
+                tx.pagination, p.vendor, p.model, m.serial, p.firmware, tx.identification, tx.begin, tx.end
+            )
+        return sign_record(build_payload(data), m.key, p.curve)
+
+    def _sign_begin(self, tx: Transaction) -> str:
+        """The begin record of a meter that signs begin and end apart: the begin reading alone."""
+        p, m = self.profile, self.meter
+        data = RecordData(tx.pagination, p.vendor, p.model, m.serial, p.firmware, tx.identification,
+                          tx.begin, None)
         return sign_record(build_payload(data), m.key, p.curve)
 
     # ---- register hooks -------------------------------------------------------------------------------
@@ -215,10 +234,8 @@ class ReferenceProtocol(MeterProtocol):
             return flags
 
         def stop_time(which: str) -> float:
-            earliest = eng.min_stop_sim_s()
-            if which == "min" and earliest is not None:
-                return m.utc_at(earliest)
-            return 0
+            limit = eng.min_stop_sim_s() if which == "min" else eng.max_stop_sim_s()
+            return 0 if limit is None else m.utc_at(limit)
 
         def phase_energy(index: int) -> Source:
             def get() -> float:
@@ -261,7 +278,7 @@ class ReferenceProtocol(MeterProtocol):
                 eng.result.transaction.pagination if eng.result and not eng.busy else 0
             ),
             "min_stop_time": lambda: int(stop_time("min")),
-            "max_stop_time": lambda: 0,
+            "max_stop_time": lambda: int(stop_time("max")),
             "result_buffer": result_bytes,
             "public_key_length": lambda: len(m.public_key_der),
             "public_key_curve": lambda: p.curve,

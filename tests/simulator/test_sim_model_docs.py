@@ -10,7 +10,7 @@ from simulator import known_models, load_model
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = {"reference": "reference", "plain": "reference", "iskra-wm3m4c": "iskra-wm3m4c",
-         "eastron-sdm630": "eastron-sdm630"}
+         "eastron-sdm630": "eastron-sdm630", "reference-sr": "reference"}
 
 
 def documented(page):
