@@ -112,6 +112,11 @@ class ControlServer:
             sim.set_phase_order(args.get("order", ""))
         elif cmd == "set_load":
             sim.set_load(check_load(**_args(request, "power_w", "profile")))
+        elif cmd == "set_device_state":
+            args = _args(request, "bits")
+            if "bits" not in args:
+                raise ControlError("set_device_state: argument 'bits' is missing")
+            sim.set_device_state(args["bits"])
         elif cmd == "quit":
             _args(request)
             self.on_quit()
@@ -175,6 +180,10 @@ class ControlClient:
     def set_answer_delay(self, seconds: float) -> None:
         """Answer late."""
         self.call("set_answer_delay", seconds=seconds)
+
+    def set_device_state(self, bits: int) -> None:
+        """Set the device-state register of a model that has one (the EM580's 0x5012); 0 clears it."""
+        self.call("set_device_state", bits=bits)
 
     def set_phase_order(self, order: str) -> None:
         """ "cw" or "ccw"."""

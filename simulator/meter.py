@@ -71,6 +71,7 @@ class MeterModel:
         clock_rate: float = 1.0,
     ) -> None:
         self.env = env
+        self.device_state = 0  # fault bits a model may serve (the EM580's device_state), set by runtime
         self.clock_rate = clock_rate  # clock seconds per simulated second (meter-sim: 1/speed)
         self.profile = profile
         self.unit = unit

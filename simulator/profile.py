@@ -21,7 +21,7 @@ PROFILE_DIR = Path(__file__).parent / "profiles"
 REGISTER_TYPES = WIDTHS
 ACCESS = ("r", "rw")
 TABLES = ("holding", "input")
-CURVES = ("secp256r1", "secp384r1", "brainpoolP256r1")
+CURVES = ("secp256r1", "secp384r1", "brainpoolP256r1", "brainpoolP384r1")
 
 
 @dataclass(frozen=True)
@@ -322,6 +322,11 @@ def _profile(path: Path, meter: dict[str, Any], grid: dict[str, Any], regs: list
     if not 0 < settings.power_factor <= 1:
         raise ProfileError(f"{path}: field 'grid.power_factor' must be in (0, 1]")
     registers = tuple(_register(path, i, r) for i, r in enumerate(regs))
+    writes_to = values.get("write_table", "holding")
+    for reg in registers:
+        if reg.writable and reg.table != writes_to:
+            raise ProfileError(f"{path}: field 'register ({reg.name}).access': only {writes_to} registers "
+                               "can be written (meter.write_table)")
     _check_overlaps(path, registers)
     return Profile(source=str(path), grid=settings, registers=registers, **values)
 
@@ -393,8 +398,6 @@ def _layout(path: Path, label: str, kind: str, raw: dict[str, Any]) -> dict[str,
     table = _typed(path, f"{label}.table", raw.get("table", "holding"), str)
     if table not in TABLES:
         raise ProfileError(f"{path}: field '{label}.table' must be one of {', '.join(TABLES)}")
-    if table == "input" and raw.get("access", "r") != "r":
-        raise ProfileError(f"{path}: field '{label}.access': input registers are read-only ('r')")
     out: dict[str, Any] = {"table": table}
     if "exp" in raw:
         if kind not in EXPONENT_TYPES:

@@ -88,6 +88,8 @@ class MeterSim:
         self.bridge: Forwarder | None = None
         self.answer_delay_s = 0.0
         self.corruption = 0.0
+        self.device_state = 0
+        """Device-state bits (set_device_state), read by a model's device_state register."""
         self._t0 = time.monotonic()
         self._power = "off"
         self._boot_until = 0.0
@@ -174,6 +176,7 @@ class MeterSim:
                 phase_order=self.phase_order,
                 initial_utc=self.initial_utc,
             )
+            model.device_state = self.device_state
             self.models[unit] = model
             self.maps[unit] = model.register_map()
         self._power = "booting"
@@ -216,6 +219,17 @@ class MeterSim:
         if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds <= 60:
             raise ControlError(f"set_answer_delay: seconds must be between 0 and 60, not {seconds!r}")
         self.answer_delay_s = float(seconds)
+
+    def set_device_state(self, bits: int) -> None:
+        """Set the device-state bits of every meter (a model with such a register: the EM580)."""
+        if isinstance(bits, bool) or not isinstance(bits, int) or not 0 <= bits <= 0xFFFF:
+            raise ControlError(f"set_device_state: bits must be an integer 0..0xFFFF, not {bits!r}")
+        if not self.profile.has("device_state"):
+            raise ControlError(f"set_device_state: model {self.profile.name!r} has no device state register")
+        self.sync()
+        self.device_state = bits
+        for model in self.models.values():
+            model.device_state = bits
 
     def set_phase_order(self, order: str) -> None:
         """Rewire the phases ("cw" or "ccw")."""

@@ -17,6 +17,7 @@ PROTOCOLS = {
     "reference": "simulator.models.reference:ReferenceProtocol",
     "iskra": "simulator.models.iskra:IskraProtocol",
     "sdm630": "simulator.models.sdm630:Sdm630Protocol",
+    "em580": "simulator.models.em580:Em580Protocol",
 }
 
 

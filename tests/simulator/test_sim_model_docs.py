@@ -10,7 +10,8 @@ from simulator import known_models, load_model
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = {"reference": "reference", "plain": "reference", "iskra-wm3m4c": "iskra-wm3m4c",
-         "eastron-sdm630": "eastron-sdm630", "reference-sr": "reference"}
+         "eastron-sdm630": "eastron-sdm630", "reference-sr": "reference",
+         "carlo-gavazzi-em580": "carlo-gavazzi-em580", "carlo-gavazzi-em580-p384": "carlo-gavazzi-em580"}
 
 
 def documented(page):
