@@ -35,8 +35,11 @@ $(EASTRON): tests/simulator/eastron-client-requirements.txt
 lint: $(STAMP)
 	$(VENV)/bin/ruff check simulator driver rigs features tests bench
 
+# The reference model's suite runs in features/ (with the rig-file tests); conformance-all adds every
+# other model, two at a time, and prints the model x requirement table.
 test: $(STAMP) $(EASTRON) lint
 	$(PY) -m pytest -q -p no:cacheprovider tests features
+	$(PY) -m rigs.conformance_all --jobs 2 --skip reference --reports reports/test-models
 
 sim: $(STAMP)
 	$(VENV)/bin/meter-sim --pty --speed 600
