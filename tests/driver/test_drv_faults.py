@@ -340,27 +340,26 @@ def test_a_meter_that_refuses_measurement_reads_raises_vendor_error(tmp_path, ma
         meter.close()
 
 
-def test_a_stale_result_buffer_is_not_taken_for_a_begin_record(tmp_path, make_driver):
-    """capabilities bit 1 set, but the meter (this simulator) leaves the last stop's record in the buffer."""
-    from simulator.profiles import __file__ as profiles_init
-
-    reference = Path(profiles_init).with_name("reference.toml").read_text()
-    assert "separate_begin_end = false" in reference
-    profile = tmp_path / "separate.toml"
-    profile.write_text(reference.replace("separate_begin_end = false", "separate_begin_end = true", 1))
-    meter = SimMeter(profile=str(profile))
+def test_a_meter_signing_begin_and_end_apart_gives_both_records_with_consecutive_pagination(make_driver):
+    """reference-sr: the start's begin record (T<n>) comes back in the start answer and, fetched again from
+    the meter (command 5), as the stop's start_signed_meter_value, also for a driver that did not start it."""
+    meter = SimMeter(profile="reference-sr", speed=60.0)
     try:
         drv = make_driver(meter.path)
-        assert drv.start_transaction(request_for("drv-sep-1")).status is OK
-        first = drv.stop_transaction("drv-sep-1")
-        assert first.status is OK, first.error
-        started = drv.start_transaction(request_for("drv-sep-2"))
+        started = drv.start_transaction(request_for("drv-sep-1"))
         assert started.status is OK, started.error
-        assert started.signed_meter_value is None  # the buffer holds drv-sep-1's record, not a begin
-        second = drv.stop_transaction("drv-sep-2")
-        assert second.status is OK, second.error
-        assert second.start_signed_meter_value is None
-        assert second.signed_meter_value.signed_meter_data != first.signed_meter_value.signed_meter_data
-    finally:
+        begin = started.signed_meter_value.signed_meter_data
+        assert [r.tx for r in ocmf.parse(begin).readings] == ["B"]
+        assert started.transaction_min_stop_time and started.transaction_max_stop_time
         drv.close()
+        fresh = make_driver(meter.path)  # knows nothing of the start
+        stopped = fresh.stop_transaction("drv-sep-1")  # waits out the minimum duration, then stops
+        assert stopped.status is OK, stopped.error
+        assert stopped.start_signed_meter_value.signed_meter_data == begin
+        end = stopped.signed_meter_value.signed_meter_data
+        assert ocmf.parse(begin).pagination == "T1" and ocmf.parse(end).pagination == "T2"
+        assert ocmf.verify_pair(begin, end, fresh.public_key_ocmf).valid
+        truth = [t for t in meter.status()["closed_transactions"] if t["transaction_id"] == "drv-sep-1"]
+        assert truth[0]["begin_ocmf"] == begin and truth[0]["ocmf"] == end
+    finally:
         meter.close()

@@ -13,14 +13,18 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_built_in_models():
-    assert known_models() == ["iskra-wm3m4c", "plain", "reference"]
+    assert known_models() == ["carlo-gavazzi-em580", "carlo-gavazzi-em580-p384", "eastron-sdm630",
+                            "iskra-wm3m4c", "plain", "reference", "reference-sr"]
     assert load_model("iskra-wm3m4c").protocol == "iskra"
     assert meter_sim_command(model="iskra-wm3m4c")[-2:] == ["--model", "iskra-wm3m4c"]
+
+KNOWN = ("carlo-gavazzi-em580, carlo-gavazzi-em580-p384, eastron-sdm630, iskra-wm3m4c, plain, reference, "
+         "reference-sr")
 
 
 def test_an_unknown_model_is_one_error_listing_the_known_ones():
     with pytest.raises(
-        ProfileError, match=r"unknown meter model 'nope' \(known models: iskra-wm3m4c, plain, reference\)"
+        ProfileError, match=rf"unknown meter model 'nope' \(known models: {KNOWN}\)"
     ):
         MeterSimProcess(tempfile.mkdtemp(prefix="mdl-"), model="nope")
     with pytest.raises(ProfileError, match="known models"):
@@ -35,14 +39,15 @@ def test_an_unknown_model_is_one_error_listing_the_known_ones():
     assert result.returncode == 2 and result.stdout == ""
     assert (
         result.stderr.strip()
-        == "meter-sim: unknown meter model 'nope' (known models: iskra-wm3m4c, plain, reference)"
+        == f"meter-sim: unknown meter model 'nope' (known models: {KNOWN})"
     )
 
 
 def test_help_names_the_models_and_model_excludes_profile():
     run = [sys.executable, "-m", "simulator.cli"]
     shown = subprocess.run([*run, "--help"], capture_output=True, text=True, timeout=30, cwd=ROOT).stdout
-    assert "--model NAME" in shown and "iskra-wm3m4c, plain, reference" in shown
+    flowing = "".join(shown.split())  # argparse wraps the list of models, also inside a name
+    assert "--model NAME" in shown and ",".join(known_models()) in flowing
     both = subprocess.run(
         [*run, "--pty", "--model", "plain", "--profile", "reference"],
         capture_output=True,
