@@ -84,7 +84,10 @@ class MeterProtocol:
         return {}
 
     def guard_read(self, regmap: RegisterMap, regs: list[Register]) -> ModbusException | None:
-        """An exception for a read that must be refused now (e.g. busy), else None."""
+        """An exception for a read that must be refused now (e.g. busy), else None. Serving an energy
+        register persists the energy first, on every model: a restart never shows less than was served."""
+        if any(r.name.startswith("energy_") for r in regs):
+            self.meter.persist_if_ahead()
         return None
 
     def check_write(

@@ -234,11 +234,6 @@ class Em580Protocol(MeterProtocol):
         r, s = decode_dss_signature(m.key.sign(data, ec.ECDSA(hashes.SHA256())))
         return data + r.to_bytes(key_bytes, "big") + s.to_bytes(key_bytes, "big")
 
-    def guard_read(self, regmap: RegisterMap, regs: list[Register]) -> ModbusException | None:
-        if any(r.name.startswith("energy_") for r in regs):
-            self.meter.persist_if_ahead()
-        return None
-
     def check_write(
         self, regmap: RegisterMap, reg: Register, written: dict[int, int], function_code: int
     ) -> ModbusException | None:

@@ -333,12 +333,6 @@ class IskraProtocol(MeterProtocol):
             return [int.from_bytes(padded[i : i + 2], "big") for i in range(0, reg.regs * 2, 2)]
         return super().initial_words(reg)
 
-    def guard_read(self, regmap: RegisterMap, regs: list[Register]) -> ModbusException | None:
-        """Serving energy persists it first (a restart never shows less)."""
-        if any(r.name.startswith("energy_") for r in regs):
-            self.meter.persist_if_ahead()
-        return None
-
     def check_write(
         self, regmap: RegisterMap, reg: Register, written: dict[int, int], function_code: int
     ) -> ModbusException | None:

@@ -6,7 +6,6 @@ The state machine itself is transactions.TransactionEngine; this module ties it 
 
 from __future__ import annotations
 
-import math
 from typing import Any, ClassVar
 
 from ..ocmf import UNSET, Identification, Reading, RecordData, build_payload, format_tm, sign_record
@@ -19,7 +18,7 @@ from ..registers import (
     decode_int,
 )
 from ..transactions import Command, Transaction, TransactionEngine, TxError, TxState
-from .base import MeterProtocol, Source
+from .base import MeterProtocol, Source, measurement_sources
 
 
 class ReferenceProtocol(MeterProtocol):
@@ -148,9 +147,7 @@ class ReferenceProtocol(MeterProtocol):
         """The result buffer is busy while signing; serving energy persists it first."""
         if self.engine.busy and any(r.name == "result_buffer" for r in regs):
             return ModbusException.DEVICE_BUSY
-        if any(r.name.startswith("energy_") for r in regs):
-            self.meter.persist_if_ahead()
-        return None
+        return super().guard_read(regmap, regs)
 
     def check_write(
         self, regmap: RegisterMap, reg: Register, written: dict[int, int], function_code: int
@@ -216,13 +213,6 @@ class ReferenceProtocol(MeterProtocol):
         p = self.profile
         eng = self.engine
 
-        def meas(attr: str, index: int | None = None) -> Source:
-            def get() -> float:
-                value = getattr(regmap.measurements(), attr)
-                return value[index] if index is not None else value  # type: ignore[no-any-return]
-
-            return get
-
         def result_bytes() -> bytes:
             return b"" if eng.result is None or eng.busy else eng.result.ocmf.encode("ascii")
 
@@ -250,16 +240,8 @@ class ReferenceProtocol(MeterProtocol):
             "firmware": lambda: p.firmware,
             "capabilities": lambda: p.capabilities,
             "map_version": lambda: p.map_version,
-            "current_n": meas("neutral_current_a"),
-            "power_total": lambda: math.fsum(m.power_w),
-            "reactive_power_total": lambda: math.fsum(regmap.measurements().reactive_var),
-            "apparent_power_total": lambda: math.fsum(regmap.measurements().apparent_va),
-            "frequency": meas("frequency_hz"),
             "energy_import_total": lambda: m.energy_register() * 0.1,
             "energy_export_total": lambda: 0,
-            "voltage_l1_l2": meas("line_voltages_v", 0),
-            "voltage_l2_l3": meas("line_voltages_v", 1),
-            "voltage_l3_l1": meas("line_voltages_v", 2),
             "phase_sequence": lambda: 0 if m.grid.phase_order == "cw" else 1,
             "status_flags": status_flags,
             "transaction_state": lambda: int(eng.state),
@@ -285,11 +267,5 @@ class ReferenceProtocol(MeterProtocol):
             "public_key": lambda: m.public_key_der,
         }
         for i, phase in enumerate(("l1", "l2", "l3")):
-            sources[f"voltage_{phase}"] = meas("voltages_v", i)
-            sources[f"current_{phase}"] = meas("currents_a", i)
-            sources[f"power_{phase}"] = meas("power_w", i)
-            sources[f"reactive_power_{phase}"] = meas("reactive_var", i)
-            sources[f"apparent_power_{phase}"] = meas("apparent_va", i)
-            sources[f"power_factor_{phase}"] = meas("power_factor", i)
             sources[f"energy_import_{phase}"] = phase_energy(i)
-        return sources
+        return {**measurement_sources(regmap), **sources}
