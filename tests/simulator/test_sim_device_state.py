@@ -15,5 +15,5 @@ def test_set_device_state_is_refused_by_a_model_without_the_register():
 
 def test_set_device_state_checks_its_argument():
     with MeterSimProcess(tempfile.mkdtemp(prefix="ds-"), model="carlo-gavazzi-em580") as meter:
-        with pytest.raises(ControlError, match="bits must be an integer 0..0xFFFF"):
+        with pytest.raises(ControlError, match=r"bits must be an integer 0\.\.0xFFFF"):
             meter.control.set_device_state(0x10000)
