@@ -288,6 +288,9 @@ class Em580Protocol(MeterProtocol):
                                 "the meter; stop it first")
         if state == READY:
             pending = self._record_id(self._record(self._ocmf()["size"], what))
+            if pending == req.transaction_id:  # began, then ended by a power loss before the answer came
+                raise CommandFailed(f"{what}: the meter began it, but a power loss ended it; its record "
+                                    f"waits for a stop of {pending!r}")
             raise CommandFailed(f"{what} refused: the meter holds the unconfirmed record of transaction "
                                 f"{_named(pending)}; a stop of it or stop(\"\") takes it first")
         if state != NOT_READY:
