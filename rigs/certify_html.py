@@ -132,11 +132,19 @@ def _detail(kind: str, event: dict[str, Any]) -> str:
     return str(event)
 
 
-def _segments(points: list[tuple[float, float]], gap: float) -> list[list[tuple[float, float]]]:
-    """Split a line where readings are missing for longer than `gap` seconds."""
+INTERRUPTIONS = ("power_off", "link_down", "driver_stopped")
+"""Faults after which nothing is known until the next reading: the line breaks there."""
+
+
+def _segments(points: list[tuple[float, float]], gap: float,
+              breaks: Sequence[float] = ()) -> list[list[tuple[float, float]]]:
+    """Split a line where readings are missing for longer than `gap` seconds, and where an interruption
+    (a power loss, a link cut, the driver stopped, an error raised) lies between two readings."""
     segments: list[list[tuple[float, float]]] = []
     for point in points:
-        if segments and point[0] - segments[-1][-1][0] <= gap:
+        previous = segments[-1][-1][0] if segments else None
+        if (previous is not None and point[0] - previous <= gap
+                and not any(previous < t < point[0] for t in breaks)):
             segments[-1].append(point)
         else:
             segments.append([point])
@@ -239,14 +247,17 @@ def timeline_svg(timeline: dict[str, Any], end: float = 0.0, label: str = "") ->
 
     # The lines, broken where readings are missing, and a dot a reading.
     gap = _gap([float(r["t"]) for r in readings])
+    breaks = [float(f["t"]) for f in faults if f.get("name") in INTERRUPTIONS]
+    breaks += [float(e["t"]) for e in errors if e.get("raised")]
     dots = len(readings) <= 400
     for name, points, to_y in (("power", power, lambda v: y_power(v)), ("energy", energy, y_energy)):
-        for segment in _segments(points, gap):
+        for segment in _segments(points, gap, breaks):
             coordinates = " ".join(f"{x(t):.1f},{to_y(v):.1f}" for t, v in segment)
             out.append(f'<polyline class="{name}" data-points="{len(segment)}" points="{coordinates}" '
                        f'fill="none" stroke="{COLORS[name]}" stroke-width="2"/>')
             if dots:
-                out.extend(f'<circle class="{name}-point" cx="{x(t):.1f}" cy="{to_y(v):.1f}" r="1.8" '
+                radius = 3.2 if len(segment) == 1 else 2.2  # a reading alone shows as a bigger dot
+                out.extend(f'<circle class="{name}-point" cx="{x(t):.1f}" cy="{to_y(v):.1f}" r="{radius}" '
                            f'fill="{COLORS[name]}"/>' for t, v in segment)
 
     # The event lanes.
@@ -254,29 +265,17 @@ def timeline_svg(timeline: dict[str, Any], end: float = 0.0, label: str = "") ->
         out.append(f'<text class="lane" x="{LEFT - 6}" y="{y + 4}" text-anchor="end">'
                    f'{LANE_TITLES[kind]}</text>')
         out.append(f'<line x1="{LEFT}" y1="{y}" x2="{RIGHT}" y2="{y}" stroke="{COLORS["grid"]}"/>')
-    lane_end = dict.fromkeys(LANES, -1e9)
-
-    def lane_text(kind: str, px: float, text: str, color: str) -> str:
-        """A marker's label to its right, when it does not run into the previous one."""
-        if px + 6 < lane_end[kind]:
-            return ""
-        lane_end[kind] = px + 8 + 5.6 * len(text)
-        return (f'<text class="marker-label" x="{px + 7:.1f}" y="{LANES[kind] + 4}" '
-                f'fill="{color}">{_e(text)}</text>')
-
     for command in commands:
         px, y = x(float(command["t"])), LANES["command"]
         color = COLORS["ok"] if command.get("status") == "OK" else COLORS["bad"]
         out.append(f'<path class="marker command" d="M{px - 5:.1f},{y - 5} L{px + 5:.1f},{y - 5} '
                    f'L{px:.1f},{y + 5} Z" fill="{color}"><title>{float(command["t"]):.2f} s: '
                    f'{_e(_detail("command", command))}</title></path>')
-        out.append(lane_text("command", px, command_label(command), color))
     for fault in faults:
         px, y = x(float(fault["t"])), LANES["fault"]
         out.append(f'<path class="marker fault" d="M{px:.1f},{y - 6} L{px + 5:.1f},{y} L{px:.1f},{y + 6} '
                    f'L{px - 5:.1f},{y} Z" fill="{COLORS["fault"]}"><title>{float(fault["t"]):.2f} s: '
                    f'{_e(_detail("fault", fault))}</title></path>')
-        out.append(lane_text("fault", px, fault_label(fault), COLORS["fault"]))
     for error in errors:
         px, y = x(float(error["t"])), LANES["error"]
         tooltip = f'<title>{float(error["t"]):.2f} s: {_e(_detail("error", error))}</title>'
@@ -287,11 +286,48 @@ def timeline_svg(timeline: dict[str, Any], end: float = 0.0, label: str = "") ->
         else:
             out.append(f'<circle class="marker error-cleared" cx="{px:.1f}" cy="{y}" r="5" fill="#fff" '
                        f'stroke="{COLORS["error"]}" stroke-width="2">{tooltip}</circle>')
-        out.append(lane_text("error", px, error_label(error), COLORS["error"]))
 
+    out += _lane_labels("command", [(x(float(c["t"])), command_label(c)) for c in commands],
+                        [COLORS["ok"] if c.get("status") == "OK" else COLORS["bad"] for c in commands])
+    out += _lane_labels("fault", [(x(float(f["t"])), fault_label(f)) for f in faults],
+                        [COLORS["fault"]] * len(faults))
+    out += _lane_labels("error", [(x(float(e["t"])), error_label(e)) for e in errors],
+                        [COLORS["error"]] * len(errors))
     out.append(_legend(HEIGHT - 12))
     out.append("</svg>")
     return "\n".join(part for part in out if part)
+
+
+CHAR_WIDTH = 5.6  # px of a 10 px sans-serif character, near enough
+
+
+def _lane_labels(kind: str, marks: list[tuple[float, str]], colors: list[str]) -> list[str]:
+    """Labels of one lane's markers: markers closer than 8 px share one label ("a, b"); a label is cut
+    short ("...") where it would run into the next marker, and left out when there is no room at all.
+    The markers' tooltips and the event table below the plot hold every event in full."""
+    order = sorted(range(len(marks)), key=lambda i: marks[i][0])
+    groups: list[list[int]] = []
+    for index in order:
+        if groups and marks[index][0] - marks[groups[-1][0]][0] < 8:
+            groups[-1].append(index)
+        else:
+            groups.append([index])
+    out = []
+    for number, group in enumerate(groups):
+        px = marks[group[0]][0]
+        limit = marks[groups[number + 1][0]][0] - 8 if number + 1 < len(groups) else WIDTH - 4
+        room = int((limit - px - 9) / CHAR_WIDTH)
+        names: list[str] = []
+        for index in group:  # the same label twice in a cluster (two stops) is said once
+            if marks[index][1] not in names:
+                names.append(marks[index][1])
+        text = ", ".join(names)
+        if len(text) > room:
+            text = text[:room - 1].rstrip(", ") + "\u2026" if room >= 5 else ""
+        if text:
+            out.append(f'<text class="marker-label" x="{px + 8:.1f}" y="{LANES[kind] + 4}" '
+                       f'fill="{colors[group[0]]}">{_e(text)}</text>')
+    return out
 
 
 def _legend(y: int) -> str:

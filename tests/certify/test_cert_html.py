@@ -100,3 +100,22 @@ def test_an_empty_timeline_still_draws_axes():
     root = ET.fromstring(svg)
     assert root.findall(f"{SVG}polyline") == []
     assert "time since the scenario began (s)" in svg
+
+
+def test_the_lines_break_where_the_link_was_cut_or_an_error_raised():
+    plot = svgs(render(summary()))[0]
+    segments = [len(p.get("points", "").split()) for p in plot.findall(f"{SVG}polyline[@class='power']")]
+    # readings at 0.5 .. 2.25 s every 0.25 s; the link is cut at 1.0 s (with a reading at that instant)
+    # and an error raised at 1.3 s
+    assert segments == [4, 4]
+
+
+def test_markers_close_together_share_one_label_cut_short_before_the_next():
+    faults = [{"t": 1.0, "name": "power_off"}, {"t": 1.001, "name": "power_on"},
+              {"t": 2.0, "name": "link_down"}, {"t": 5.0, "name": "link_up"}]
+    root = ET.fromstring(timeline_svg({"readings": [], "commands": [], "faults": faults, "errors": []},
+                                      end=10.0))
+    labels = [t.text for t in root.iter(f"{SVG}text") if t.get("class") == "marker-label"]
+    assert labels[0].startswith("power off") and labels[0].endswith("\u2026")  # no room before link_down
+    assert labels[1:] == ["link cut", "link up"]
+    assert len(labels[0]) < len("power off, power on")
