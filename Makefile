@@ -6,11 +6,12 @@ STAMP  := $(VENV)/.installed-stamp
 RIG    ?= rigs/virtual.toml
 MODEL  ?=
 
-.PHONY: help test lint sim conformance conformance-all demo campaign bench clean
+.PHONY: help test lint sim conformance conformance-all certify demo campaign bench clean
 
 help:
 	@echo "make conformance [RIG=rigs/virtual.toml] [MODEL=iskra-wm3m4c]  the Gherkin conformance suite (the main job)"
 	@echo "make conformance-all                      the suite on every simulated meter model; one verdict table"
+	@echo "make certify [RIG=...] [MODEL=...]       the suite into one certification archive reports/certification-*.tar.gz"
 	@echo "make demo                                 same as conformance, on the virtual rig"
 	@echo "make test                                 lint, unit and integration tests, conformance on the virtual rig"
 	@echo "make sim                                  start a simulated meter on a pty (meter-sim --pty --speed 600)"
@@ -57,6 +58,11 @@ conformance: $(STAMP)
 
 conformance-all: $(STAMP)
 	$(PY) -m rigs.conformance_all --jobs 2
+
+# A certification bundle (rigs/bundle.py, docs/conformance.md): the suite's reports in a fresh directory
+# reports/certification-<rig>-<model>-<UTC>/ and one archive of it; check it with meter-hil verify-bundle.
+certify: $(STAMP)
+	$(VENV)/bin/meter-hil certify --rig $(RIG) $(if $(MODEL),--model $(MODEL)) --out reports
 
 demo: RIG = rigs/virtual.toml
 demo: conformance

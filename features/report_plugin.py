@@ -3,6 +3,11 @@
 Collects each scenario's outcome (passed / failed / skipped with the reason) and its requirement tags
 (@R-START ...), prints one progress line per scenario and a summary by requirement at the end, and
 writes summary.md and summary.json with the rig file, its sha256 and the driver and simulator versions.
+
+summary.json also holds, a scenario, its tags, its steps (from pytest-bdd's step hooks: outcome, time
+since the scenario began, duration, the error) and its timeline (rigs/timeline.py: the readings, the
+commands EvseManager made, the faults the rig injected, the errors the driver raised and cleared), from
+which rigs/certify_html.py draws report.html. summary.md stays short.
 """
 
 from __future__ import annotations
@@ -12,13 +17,17 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pytest_bdd.parser import Feature, Scenario, Step
 from pytest_bdd.scenario import scenario_wrapper_template_registry
+
+from rigs.certify_html import requirement_verdict
 
 REQUIREMENTS = ("R-START", "R-STOP", "R-RECOVER", "R-RECONNECT", "R-FAULT", "R-LIVE", "R-OCPP", "R-INTEGRITY")
 
@@ -34,6 +43,9 @@ class ScenarioResult:
     outcome: str = "passed"  # passed | failed | skipped
     reason: str = ""
     duration_s: float = 0.0
+    tags: list[str] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    timeline: dict[str, Any] | None = None
 
 
 NOT_APPLICABLE = "not applicable"
@@ -98,6 +110,11 @@ class ConformanceReport:
         self.results: dict[str, ScenarioResult] = {}
         self.total = 0
         self.wire_log: Path | None = None
+        self._started: dict[str, float] = {}  # nodeid -> monotonic time the scenario began
+        self._timelines: dict[str, Any] = {}  # nodeid -> the rig's Timeline
+        self._planned: dict[str, list[Step]] = {}  # nodeid -> the scenario's steps
+        self._steps: dict[str, list[dict[str, Any]]] = {}  # nodeid -> the steps that ran
+        self._step_began: dict[str, float] = {}
 
     # --- collection of outcomes ------------------------------------------------------------------
 
@@ -112,6 +129,7 @@ class ConformanceReport:
             nodeid=report.nodeid, name=report.scenario_name, feature=report.feature_name,
             requirements=list(item_tags)))
         result.duration_s += report.duration
+        result.tags = list(getattr(report, "scenario_tags", result.tags))
         if report.skipped and result.outcome == "passed":
             result.outcome = "skipped"
             result.reason = _skip_reason(report)
@@ -128,6 +146,7 @@ class ConformanceReport:
             template = _template(item)
             report.scenario_name = template.name
             report.feature_name = template.feature.name
+            report.scenario_tags = sorted(template.tags)
             if "[" in item.name:  # an outline's example: keep the parameters apart in the report
                 report.scenario_name += " [" + item.name.split("[", 1)[1]
 
@@ -140,10 +159,73 @@ class ConformanceReport:
             return report.outcome, "", report.outcome.upper()
         return None
 
+    # --- steps (pytest-bdd's hooks) and the timeline ---------------------------------------------
+
+    def pytest_runtest_logstart(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
+        self._started[nodeid] = time.monotonic()
+
+    def pytest_bdd_before_scenario(self, request: pytest.FixtureRequest, feature: Feature,
+                                   scenario: Scenario) -> None:
+        self._planned[request.node.nodeid] = list(scenario.steps)
+
+    def pytest_bdd_before_step(self, request: pytest.FixtureRequest, feature: Feature, scenario: Scenario,
+                               step: Step, step_func: Callable[..., object]) -> None:
+        self._step_began[request.node.nodeid] = time.monotonic()
+
+    def pytest_bdd_before_step_call(self, request: pytest.FixtureRequest, feature: Feature,
+                                    scenario: Scenario, step: Step, step_func: Callable[..., object],
+                                    step_func_args: dict[str, object]) -> None:
+        """The rig is built by the first step that asks for it: its timeline is the scenario's."""
+        timeline = getattr(step_func_args.get("rig"), "timeline", None)
+        if timeline is not None:
+            self._timelines.setdefault(request.node.nodeid, timeline)
+
+    def pytest_bdd_after_step(self, request: pytest.FixtureRequest, feature: Feature, scenario: Scenario,
+                              step: Step, step_func: Callable[..., object],
+                              step_func_args: dict[str, object]) -> None:
+        self._step_done(request.node.nodeid, step, "passed")
+
+    def pytest_bdd_step_error(self, request: pytest.FixtureRequest, feature: Feature, scenario: Scenario,
+                              step: Step, step_func: Callable[..., object],
+                              step_func_args: dict[str, object], exception: Exception) -> None:
+        self._step_done(request.node.nodeid, step, "failed", exception)
+
+    def pytest_bdd_step_func_lookup_error(self, request: pytest.FixtureRequest, feature: Feature,
+                                          scenario: Scenario, step: Step, exception: Exception) -> None:
+        self._step_done(request.node.nodeid, step, "undefined", exception)
+
+    def _step_done(self, nodeid: str, step: Step, outcome: str,
+                   exception: BaseException | None = None) -> None:
+        now = time.monotonic()
+        began = self._step_began.pop(nodeid, now)
+        origin = self._started.get(nodeid, began)
+        entry: dict[str, Any] = {"keyword": step.keyword, "name": step.name, "line": step.line_number,
+                                 "outcome": outcome, "t": round(began - origin, 4),
+                                 "duration_s": round(now - began, 4)}
+        if exception is not None:
+            text = str(exception).strip() or type(exception).__name__
+            entry["error"] = text.splitlines()[0][:500]
+        self._steps.setdefault(nodeid, []).append(entry)
+
+    def _finish_scenario(self, result: ScenarioResult) -> None:
+        """The steps (those that never ran as "not run") and the timeline, into the result."""
+        nodeid = result.nodeid
+        ran = self._steps.pop(nodeid, [])
+        planned = self._planned.pop(nodeid, [])
+        steps = list(ran)
+        for step in planned[len(ran):]:
+            steps.append({"keyword": step.keyword, "name": step.name, "line": step.line_number,
+                          "outcome": "not run"})
+        result.steps = steps
+        timeline = self._timelines.pop(nodeid, None)
+        if timeline is not None:
+            result.timeline = timeline.to_json(self._started.get(nodeid))
+
     def pytest_runtest_logfinish(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
         result = self.results.get(nodeid)
         if result is None:
             return
+        self._finish_scenario(result)
         done = sum(1 for r in self.results.values())
         reason = f"  ({result.reason})" if result.outcome != "passed" and result.reason else ""
         line = (f"[{done}/{self.total}] {result.outcome.upper():7} {' '.join(result.requirements):28} "
@@ -169,6 +251,8 @@ class ConformanceReport:
                 "notes": sorted({f"{r.outcome}: {r.name}: {r.reason}"
                                  for r in rows if r.outcome != "passed"}),
             }
+            row = table[requirement]
+            row["verdict"] = requirement_verdict(row["passed"], row["failed"], row["skipped"])
         return table
 
     def verdict(self) -> str:

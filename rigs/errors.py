@@ -15,3 +15,7 @@ class RigPortError(RigError):
 
 class CapabilityMissing(RigError):
     """A scenario needs a capability (power_control, link_control, ...) the rig does not have."""
+
+
+class BundleError(RigError):
+    """A certification bundle cannot be made or read (not a .tar.gz, no manifest, no summary.json)."""

@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from rigs.timeline import Timeline
+
 log = logging.getLogger(__name__)
 
 COMMUNICATION_FAULT = "CommunicationFault"
@@ -69,8 +71,10 @@ class EvseManager:
     """Calls a powermeter driver the way EVerest's EvseManager does and records what it got back."""
 
     def __init__(self, driver: Any, fail_on_powermeter_errors: bool = True,
-                 on_charging_disabled: Callable[[], None] | None = None) -> None:
+                 on_charging_disabled: Callable[[], None] | None = None,
+                 timeline: Timeline | None = None) -> None:
         self.driver = driver
+        self.timeline = timeline  # where the calls, readings and errors are recorded (rigs/timeline.py)
         self.fail_on_powermeter_errors = fail_on_powermeter_errors
         self.on_charging_disabled = on_charging_disabled
         self.session: Session | None = None
@@ -89,14 +93,14 @@ class EvseManager:
         """The start-up sequence: stop_transaction(last id) if there is one, then stop_transaction("")."""
         stop_last = None
         if last_transaction_id:
-            stop_last = self.driver.stop_transaction(last_transaction_id)
-        clear = self.driver.stop_transaction("")
+            stop_last = self._call("stop", last_transaction_id, "boot")
+        clear = self._call("stop", "", "boot")
         return BootResult(stop_last=stop_last, clear_pending=clear)
 
     def start_session(self, request: Any) -> Session:
         """Start a signed transaction for a new session; the session id is request.transaction_id."""
         session = Session(transaction_id=request.transaction_id, request=request)
-        session.start_response = self.driver.start_transaction(request)
+        session.start_response = self._call("start", request.transaction_id, "", request)
         if status_name(session.start_response) == "OK":
             with self._lock:
                 self.session = session
@@ -133,11 +137,27 @@ class EvseManager:
         with self._lock:
             return list(self.events.readings)
 
+    def _call(self, name: str, transaction_id: str, reason: str, request: Any = None) -> Any:
+        """start_transaction(request) or stop_transaction(id), recorded on the timeline."""
+        started = time.monotonic()
+        if name == "start":
+            response = self.driver.start_transaction(request)
+        else:
+            response = self.driver.stop_transaction(transaction_id)
+        if self.timeline is not None:
+            self.timeline.command(name, transaction_id, response, started, reason)
+        return response
+
     def _on_reading(self, reading: Any) -> None:
+        now = time.monotonic()
         with self._lock:
-            self.events.readings.append((time.monotonic(), reading))
+            self.events.readings.append((now, reading))
+        if self.timeline is not None:
+            self.timeline.reading(reading, now)
 
     def _on_error(self, event: Any) -> None:
+        if self.timeline is not None:
+            self.timeline.error(event)
         with self._lock:
             self.events.errors.append(event)
             session = self.session
@@ -156,7 +176,7 @@ class EvseManager:
 
     def _stop(self, session: Session) -> Any:
         session.stop_attempts += 1
-        response = self.driver.stop_transaction(session.transaction_id)
+        response = self._call("stop", session.transaction_id, session.stop_reason or "")
         session.stop_response = response
         return response
 

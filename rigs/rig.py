@@ -21,6 +21,7 @@ from rigs.frames import RequestKind, find_request
 from rigs.meter_side import PhysicalMeter, SimulatedMeter
 from rigs.power import PowerSwitch, power_switch
 from rigs.spec import GROUND_TRUTH, RigSpec
+from rigs.timeline import Timeline
 from rigs.wirelog import WireLog
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,7 @@ class Rig:
         self.spec = spec
         self.workdir = workdir
         self.wire_log = wire_log
+        self.timeline = Timeline()  # what the rig injected, EvseManager called and the driver reported
         self.capabilities = spec.capabilities | model_capabilities(spec.meter.model)
         self._make_driver = driver_factory(spec)
         self.meter: SimulatedMeter | PhysicalMeter
@@ -144,7 +146,8 @@ class Rig:
         self.driver = self._make_driver(self.driver_port)
         self.driver.open()
         self.evse = EvseManager(self.driver, self.spec.fail_on_powermeter_errors,
-                                on_charging_disabled=self._charging_disabled)
+                                on_charging_disabled=self._charging_disabled, timeline=self.timeline)
+        self.timeline.fault("driver_started")
         return self.evse
 
     def stop_driver(self) -> None:
@@ -155,6 +158,7 @@ class Rig:
         if self.driver is not None:
             self.driver.close()
             self.driver = None
+            self.timeline.fault("driver_stopped")
 
     def restart_driver(self) -> EvseManager:
         """A new driver process after a system power failure: nothing survives on the charger side."""
@@ -191,24 +195,29 @@ class Rig:
         self._need("power_control")
         assert self._power is not None
         self._power.off()
+        self.timeline.fault("power_off")
 
     def power_on(self) -> None:
         self._need("power_control")
         assert self._power is not None
         self._power.on()
+        self.timeline.fault("power_on")
 
     def link_down(self) -> None:
         self._need("link_control")
         self.proxy.cut()
+        self.timeline.fault("link_down")
 
     def link_up(self) -> None:
         self._need("link_control")
         self.proxy.restore()
+        self.timeline.fault("link_up")
 
     def set_link_noise(self, rate: float, seed: int) -> None:
         """Flip a bit in each byte on the link with probability `rate` (seeded); 0 makes it clean again."""
         self._need("link_control")
         self.proxy.set_corruption(rate, seed)
+        self.timeline.fault("link_noise", rate=rate, seed=seed)
 
     def link_bytes_corrupted(self) -> int:
         """How many bytes the link has corrupted so far."""
@@ -223,6 +232,7 @@ class Rig:
         self._cut_done.clear()
         self._to_meter.clear()
         self._armed_cut = "stop"
+        self.timeline.fault("link_cut_armed", on="stop command")
 
     def armed_cut_happened(self) -> bool:
         return self._cut_done.is_set()
@@ -243,14 +253,17 @@ class Rig:
             self._armed_cut = None
             self.proxy.cut()
             self._cut_done.set()
+            self.timeline.fault("link_down", on="stop command reached the meter")
 
     def set_phase_order(self, order: str) -> None:
         self._need("phase_control")
         self.meter.control.set_phase_order(order)
+        self.timeline.fault("phase_order", order=order)
 
     def set_load(self, power_w: float) -> None:
         self._need("load_control")
         self.meter.control.set_load(power_w=power_w)
+        self.timeline.fault("load", power_w=power_w)
 
     def ground_truth(self) -> dict[str, Any]:
         """The meter side's own account (exact energy, transaction state, closed transactions)."""
