@@ -259,7 +259,8 @@ class ConformanceReport:
         table = self.by_requirement()
         if any(row["failed"] for row in table.values()):
             return "FAIL"
-        if any(not row["passed"] and row["not_applicable"] < len(row["scenarios"]) for row in table.values()):
+        if any(not row["passed"] and (not row["scenarios"] or row["not_applicable"] < len(row["scenarios"]))
+               for row in table.values()):
             return "INCOMPLETE"  # a requirement with nothing passed is not shown to hold
         # a requirement whose every scenario is not applicable to the meter model (a meter without
         # transactions and R-RECOVER) neither holds nor fails: the verdict is PASS on what applies
