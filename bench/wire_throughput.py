@@ -27,9 +27,9 @@ from benchlib import BenchError, median, meter_sim, percentile, print_table, siz
 from rtu_client import RtuClient, read_request
 
 from driver import DriverConfig, PowermeterDriver
-from driver.protocols import reference_map as reg
 from driver.errors import DriverError
 from driver.modbus_link import ModbusLink
+from driver.protocols import reference_map as reg
 from simulator import LinkProxy, PtyPair
 
 UNIT = 1
@@ -126,7 +126,8 @@ def measure(proxy: LinkProxy, log: WireLog, baudrate: int, parity: str,
 
     link = driver_link(proxy.path, baudrate, parity)
     try:
-        block = row("driver link: measurement block", lambda: link.read_holding(BLOCK, BLOCK_REGS), block_limit, 1)
+        block = row("driver link: measurement block", lambda: link.read_holding(BLOCK, BLOCK_REGS),
+                    block_limit, 1)
         results = [block]
     finally:
         link.close()

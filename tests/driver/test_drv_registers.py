@@ -2,8 +2,8 @@
 
 import pytest
 
-from driver.protocols import reference_map as reg
 from driver.errors import CommunicationError
+from driver.protocols import reference_map as reg
 from driver.types import TransactionReq
 
 
