@@ -23,6 +23,7 @@ GROUND_TRUTH = "ground_truth"
 METER_KINDS = ("simulator", "physical")
 POWER_SWITCHES = ("simulator", "command", "none")
 PARITIES = ("N", "E", "O")
+LINK_REMOTES = ("none", "rfc2217", "socket")  # how the virtual rig serves its meter (rigs/remote.py)
 DEFAULT_DRIVER_CLASS = "driver.PowermeterDriver"
 DEFAULT_DRIVER_CONFIG = "driver.DriverConfig"
 
@@ -80,6 +81,8 @@ class RigSpec:
     power: PowerSpec
     capabilities: frozenset[str]
     fail_on_powermeter_errors: bool = True
+    link_remote: str = "none"
+    """"rfc2217" or "socket": the rig serves the simulated meter on a loopback TCP port (rigs/remote.py)."""
 
     def has(self, capability: str) -> bool:
         """True when the rig can do `capability` (one of CAPABILITIES)."""
@@ -272,8 +275,12 @@ def load_rig(path: str | Path) -> RigSpec:
         rig.fail("name", "empty name")
     meter = _meter(path, _table(path, data, "meter"))
     driver = _driver(path, _table(path, data, "driver", required=False))
-    link = _Fields(path, "link", _table(path, data, "link", required=False), ("proxy",))
+    link = _Fields(path, "link", _table(path, data, "link", required=False), ("proxy", "remote"))
     proxy = link.get("proxy", bool, False)
+    remote = link.choice("remote", LINK_REMOTES, "none")
+    if remote != "none" and meter.kind != "simulator":
+        link.fail("remote", "the rig serves only a simulated meter; a physical meter behind ser2net "
+                            "names its URL in meter.port (e.g. 'rfc2217://bench-host:3333')")
     power = _power(path, _table(path, data, "power", required=False), meter)
     capabilities = _capabilities(path, _table(path, data, "capabilities", required=False),
                                  meter, proxy, power)
@@ -288,4 +295,5 @@ def load_rig(path: str | Path) -> RigSpec:
         power=power,
         capabilities=capabilities,
         fail_on_powermeter_errors=rig.get("fail_on_powermeter_errors", bool, True),
+        link_remote=remote,
     )
