@@ -131,7 +131,7 @@ class Rig:
 
             self.remote = PortServer(meter_port, self.spec.link_remote, baudrate=self.spec.meter.baudrate)
             meter_port = self.remote.start().url
-        self._power = power_switch(self.spec.power, self.meter.control)
+        self._power = power_switch(self.spec.power, self.meter.control, self.spec)
         if self.spec.link_proxy:
             from simulator import LinkProxy
 
@@ -170,7 +170,8 @@ class Rig:
     def close(self) -> None:
         """Close driver, proxy and meter side, each even if another fails."""
         errors: list[BaseException] = []
-        for step in (self.stop_driver, self._close_proxy, self._close_remote, self.meter.close):
+        for step in (self.stop_driver, self._close_proxy, self._close_remote, self._close_power,
+                     self.meter.close):
             try:
                 step()
             except Exception as exc:
@@ -178,6 +179,11 @@ class Rig:
                 errors.append(exc)
         if errors:
             raise RigError(f"closing the rig failed: {errors[0]!r}")
+
+    def _close_power(self) -> None:
+        close = getattr(self._power, "close", None)  # a labgrid power driver is deactivated
+        if callable(close):
+            close()
 
     def _close_remote(self) -> None:
         if self.remote is not None:
