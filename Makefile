@@ -76,6 +76,7 @@ bench: $(STAMP)
 	$(PY) bench/wire_throughput.py $(BENCH_ARGS)
 	$(PY) bench/time_compression.py $(BENCH_ARGS)
 	$(PY) bench/conformance_suite.py $(BENCH_ARGS)
+	$(PY) bench/remote_latency.py $(BENCH_ARGS)
 
 # Fault campaign (rigs/campaign.py, docs/reliability.md): SCHEDULES seeded schedules of sessions with link
 # drops, power losses, meter-sim kills and whole-system failures, on 2 rigs in parallel. Failing schedules

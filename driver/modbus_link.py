@@ -40,6 +40,11 @@ MODBUS_EXCEPTIONS = {
 logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 
 
+def is_url(port: str) -> bool:
+    """True for a pyserial URL (rfc2217://, socket://, loop://) rather than a device path."""
+    return "://" in port
+
+
 def check_port(port: str) -> None:
     """Refuse a device path that does not exist, naming it (pyserial URLs are left to pyserial)."""
     if not port:
@@ -82,31 +87,87 @@ class FrameWaitingSerialClient(ModbusSerialClient):
     an answer ended: about 2 ms a request, more than the answer's own wire time at 115200 baud. This
     client blocks in select() until bytes come and returns as soon as the answer is as long as its
     head says; an answer whose length cannot be told ends at 3.5 characters (at least 1 ms) of
-    silence, as RTU defines a frame's end. The framer still checks the CRC of whatever comes."""
+    silence, as RTU defines a frame's end. The framer still checks the CRC of whatever comes.
+
+    A pyserial URL (rfc2217://host:port, socket://host:port: a meter behind ser2net) has no descriptor
+    select() can wait on with an exact byte count (rfc2217's bytes pass through a reader thread,
+    socket://'s in_waiting says only 0 or 1), so there the port itself waits: it is opened with a read
+    timeout of one silence interval and read for the bytes the answer still lacks, until the answer is
+    complete, the silence ends an answer of unknown length, or the request's deadline passes."""
+
+    def connect(self) -> bool:
+        """Open the port; a URL without the write timeout pymodbus sets, which RFC 2217 refuses."""
+        if self.socket or not is_url(self.comm_params.host):
+            return super().connect()
+        params = self.comm_params
+        try:
+            self.socket = serial.serial_for_url(
+                params.host, baudrate=params.baudrate, bytesize=params.bytesize, parity=params.parity,
+                stopbits=params.stopbits, timeout=self._silence(),
+            )
+        except (serial.SerialException, ValueError, OSError) as exc:
+            log.info("cannot open %s: %s", params.host, exc)
+            self.socket = None
+        return self.socket is not None
+
+    def send(self, request: bytes, addr: tuple | None = None) -> int:
+        """Send a request, first dropping what a URL port still holds of an earlier (late) answer."""
+        if self.socket is not None and request and is_url(self.comm_params.host):
+            try:
+                while waiting := self._in_waiting():
+                    self.socket.read(waiting)
+            except OSError:
+                self.close()
+                raise ConnectionException(str(self)) from None
+        return super().send(request, addr)
+
+    def _silence(self) -> float:
+        return max(3.5 * self._t0, 0.001)
 
     def recv(self, size: int | None) -> bytes:
         """Read one answer (size None), or exactly what pymodbus asks for."""
-        fileno = getattr(self.socket, "fileno", None)
-        if size is not None or self.socket is None or fileno is None:
+        if size is not None or self.socket is None:
             return super().recv(size)
         deadline = time.monotonic() + self.comm_params.timeout_connect
-        silence = max(3.5 * self._t0, 0.001)
-        data = b""
         try:
-            fd = fileno()
-            while True:
-                expected = rtu_answer_length(data)
-                if expected is not None and len(data) >= expected:
-                    return data
-                wait = deadline - time.monotonic()
-                if data and expected is None:
-                    wait = min(wait, silence)
-                if wait <= 0 or not select.select([fd], [], [], wait)[0]:
-                    return data  # the timeout, or silence after an answer of unknown length
-                data += self.socket.read(self._in_waiting() or 1)
-        except OSError:
+            if is_url(self.comm_params.host):
+                return self._recv_by_reading(deadline)
+            return self._recv_by_select(deadline)
+        except OSError:  # serial.SerialException is an OSError: the port or the connection went away
             self.close()
             raise ConnectionException(str(self)) from None
+
+    def _recv_by_select(self, deadline: float) -> bytes:
+        assert self.socket is not None
+        fd = self.socket.fileno()
+        silence = self._silence()
+        data = b""
+        while True:
+            expected = rtu_answer_length(data)
+            if expected is not None and len(data) >= expected:
+                return data
+            wait = deadline - time.monotonic()
+            if data and expected is None:
+                wait = min(wait, silence)
+            if wait <= 0 or not select.select([fd], [], [], wait)[0]:
+                return data  # the timeout, or silence after an answer of unknown length
+            data += self.socket.read(self._in_waiting() or 1)
+
+    def _recv_by_reading(self, deadline: float) -> bytes:
+        """The URL port's own read, with its timeout of one silence interval, until the answer is whole."""
+        assert self.socket is not None
+        data = b""
+        while True:
+            expected = rtu_answer_length(data)
+            if expected is not None and len(data) >= expected:
+                return data
+            if time.monotonic() >= deadline:
+                return data
+            want = expected - len(data) if expected is not None else max(self._in_waiting(), 1)
+            chunk = self.socket.read(want)
+            if not chunk and data and expected is None:
+                return data  # silence after an answer of unknown length
+            data += chunk
 
 
 class ModbusLink:

@@ -1,4 +1,5 @@
-"""How a rig switches the meter's supply: the simulator's control, a bench relay command, or not at all."""
+"""How a rig switches the meter's supply: the simulator's control, a bench relay command, a labgrid power
+driver, or not at all."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import subprocess
 from typing import Any, Protocol
 
 from rigs.errors import CapabilityMissing, RigError
-from rigs.spec import PowerSpec
+from rigs.spec import PowerSpec, RigSpec
 
 
 class PowerSwitch(Protocol):
@@ -63,8 +64,13 @@ class NoPower:
         raise CapabilityMissing("power_control")
 
 
-def power_switch(spec: PowerSpec, control: Any) -> PowerSwitch:
-    """The switch the rig file asks for."""
+def power_switch(spec: PowerSpec, control: Any, rig: RigSpec | None = None) -> PowerSwitch:
+    """The switch the rig file asks for (a labgrid one needs the rig file's [labgrid] section)."""
+    if spec.switch == "labgrid":
+        from rigs.labgrid_place import LabgridPower
+
+        assert rig is not None and rig.labgrid is not None
+        return LabgridPower(rig.path, rig.labgrid)
     if spec.switch == "simulator":
         return SimulatorPower(control)
     if spec.switch == "command":

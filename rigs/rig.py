@@ -102,6 +102,7 @@ class Rig:
         else:
             self.meter = PhysicalMeter(spec.meter)
         self.proxy: Any = None
+        self.remote: Any = None  # rigs.remote.PortServer with [link] remote
         self.driver: Any = None
         self.evse: EvseManager | None = None
         self.driver_port: str | None = None
@@ -127,7 +128,12 @@ class Rig:
     def start(self) -> None:
         """Start the meter side, the proxy if the rig file asks for one, then the driver and EvseManager."""
         meter_port = self.meter.start()
-        self._power = power_switch(self.spec.power, self.meter.control)
+        if self.spec.link_remote != "none":  # the meter in "another room": served on 127.0.0.1
+            from rigs.remote import PortServer
+
+            self.remote = PortServer(meter_port, self.spec.link_remote, baudrate=self.spec.meter.baudrate)
+            meter_port = self.remote.start().url
+        self._power = power_switch(self.spec.power, self.meter.control, self.spec)
         if self.spec.link_proxy:
             from simulator import LinkProxy
 
@@ -168,7 +174,8 @@ class Rig:
     def close(self) -> None:
         """Close driver, proxy and meter side, each even if another fails."""
         errors: list[BaseException] = []
-        for step in (self.stop_driver, self._close_proxy, self.meter.close):
+        for step in (self.stop_driver, self._close_proxy, self._close_remote, self._close_power,
+                     self.meter.close):
             try:
                 step()
             except Exception as exc:
@@ -176,6 +183,16 @@ class Rig:
                 errors.append(exc)
         if errors:
             raise RigError(f"closing the rig failed: {errors[0]!r}")
+
+    def _close_power(self) -> None:
+        close = getattr(self._power, "close", None)  # a labgrid power driver is deactivated
+        if callable(close):
+            close()
+
+    def _close_remote(self) -> None:
+        if self.remote is not None:
+            self.remote.close()
+            self.remote = None
 
     def _close_proxy(self) -> None:
         if self.proxy is not None:

@@ -15,18 +15,20 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from rigs.errors import RigFileError
+from rigs.labgrid_place import LabgridSpec, Place, read_place
 
 CAPABILITIES = ("power_control", "link_control", "phase_control", "load_control")
 # Not set in the file: a rig has ground truth (exact energy, transaction state from the meter side)
 # only when the meter is simulated. Scenarios that compare against it carry the tag @ground_truth.
 GROUND_TRUTH = "ground_truth"
 METER_KINDS = ("simulator", "physical")
-POWER_SWITCHES = ("simulator", "command", "none")
+POWER_SWITCHES = ("simulator", "command", "labgrid", "none")
 PARITIES = ("N", "E", "O")
+LINK_REMOTES = ("none", "rfc2217", "socket")  # how the virtual rig serves its meter (rigs/remote.py)
 DEFAULT_DRIVER_CLASS = "driver.PowermeterDriver"
 DEFAULT_DRIVER_CONFIG = "driver.DriverConfig"
 
-_SECTIONS = ("rig", "meter", "driver", "link", "power", "capabilities")
+_SECTIONS = ("rig", "meter", "driver", "link", "power", "capabilities", "labgrid")
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,10 @@ class RigSpec:
     power: PowerSpec
     capabilities: frozenset[str]
     fail_on_powermeter_errors: bool = True
+    link_remote: str = "none"
+    labgrid: LabgridSpec | None = None
+    """[labgrid]: meter.port and the power driver come from this labgrid target (rigs/labgrid_place.py)."""
+    """"rfc2217" or "socket": the rig serves the simulated meter on a loopback TCP port (rigs/remote.py)."""
 
     def has(self, capability: str) -> bool:
         """True when the rig can do `capability` (one of CAPABILITIES)."""
@@ -208,9 +214,14 @@ def _driver(path: Path, table: dict[str, Any]) -> DriverSpec:
                       settings=dict(settings))
 
 
-def _power(path: Path, table: dict[str, Any], meter: MeterSpec) -> PowerSpec:
+def _power(path: Path, table: dict[str, Any], meter: MeterSpec, place: Place | None = None) -> PowerSpec:
     f = _Fields(path, "power", table, ("switch", "off_command", "on_command", "boot_wait"))
-    switch = f.choice("switch", POWER_SWITCHES, "none")
+    switch = f.choice("switch", POWER_SWITCHES, "labgrid" if place and place.power_driver else "none")
+    if switch == "labgrid" and place is None:
+        f.fail("switch", "'labgrid' needs a [labgrid] section naming the environment file and target")
+    if switch == "labgrid" and place is not None and place.power_driver is None:
+        f.fail("switch", "the labgrid target has no power driver (a PowerProtocol such as "
+                         "ExternalPowerDriver)")
     boot_wait = f.get("boot_wait", (int, float), 0.0)
     if boot_wait < 0:
         f.fail("boot_wait", f"must not be negative, got {boot_wait}")
@@ -236,7 +247,8 @@ def _capabilities(path: Path, table: dict[str, Any], meter: MeterSpec, proxy: bo
     have = {name for name in CAPABILITIES if f.get(name, bool, False)}
     # A capability the rig claims must be one it can deliver, or scenarios would fail instead of skip.
     if "power_control" in have and power.switch == "none":
-        f.fail("power_control", "needs power.switch = 'simulator' or 'command'")
+        f.fail("power_control", "needs power.switch = 'simulator', 'command' or 'labgrid' (a labgrid "
+                                "target with a power driver)")
     if "link_control" in have and not proxy:
         f.fail("link_control", "needs link.proxy = true (the proxy is what cuts the link)")
     for name in ("phase_control", "load_control"):
@@ -270,11 +282,19 @@ def load_rig(path: str | Path) -> RigSpec:
     name = rig.get("name", str, required=True)
     if not name.strip():
         rig.fail("name", "empty name")
-    meter = _meter(path, _table(path, data, "meter"))
+    meter_table = _table(path, data, "meter")
+    labgrid, place = None, None
+    if "labgrid" in data:
+        labgrid, place, meter_table = _labgrid(path, _table(path, data, "labgrid"), meter_table)
+    meter = _meter(path, meter_table)
     driver = _driver(path, _table(path, data, "driver", required=False))
-    link = _Fields(path, "link", _table(path, data, "link", required=False), ("proxy",))
+    link = _Fields(path, "link", _table(path, data, "link", required=False), ("proxy", "remote"))
     proxy = link.get("proxy", bool, False)
-    power = _power(path, _table(path, data, "power", required=False), meter)
+    remote = link.choice("remote", LINK_REMOTES, "none")
+    if remote != "none" and meter.kind != "simulator":
+        link.fail("remote", "the rig serves only a simulated meter; a physical meter behind ser2net "
+                            "names its URL in meter.port (e.g. 'rfc2217://bench-host:3333')")
+    power = _power(path, _table(path, data, "power", required=False), meter, place)
     capabilities = _capabilities(path, _table(path, data, "capabilities", required=False),
                                  meter, proxy, power)
     return RigSpec(
@@ -288,4 +308,27 @@ def load_rig(path: str | Path) -> RigSpec:
         power=power,
         capabilities=capabilities,
         fail_on_powermeter_errors=rig.get("fail_on_powermeter_errors", bool, True),
+        link_remote=remote,
+        labgrid=labgrid,
     )
+
+
+def _labgrid(path: Path, table: dict[str, Any],
+             meter: dict[str, Any]) -> tuple[LabgridSpec, Place, dict[str, Any]]:
+    """[labgrid]: the target's serial port becomes meter.port (its speed the baud rate unless the file
+    sets meter.baudrate); its power driver becomes power.switch = "labgrid"."""
+    f = _Fields(path, "labgrid", table, ("env", "target"))
+    env = f.get("env", str, required=True)
+    target = f.get("target", str, "main")
+    if not env.strip():
+        f.fail("env", "empty path")
+    spec = LabgridSpec(env=(path.parent / env).resolve(), target=target)
+    if meter.get("kind") != "physical":
+        raise RigFileError(f"{path}: meter.kind: a [labgrid] place is a physical meter; "
+                           "set kind = 'physical'")
+    if "port" in meter:
+        raise RigFileError(f"{path}: meter.port: comes from labgrid target {target!r} in {env}; remove it")
+    place = read_place(path, spec)
+    meter = {**meter, "port": place.port}
+    meter.setdefault("baudrate", place.speed)
+    return spec, place, meter

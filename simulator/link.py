@@ -1,7 +1,8 @@
 """LinkProxy: a cable between two serial ports that can be cut, slowed, made noisy or given wire timing.
 
-Used by the rig and by benches with physical meters: the meter side is a pyserial URL or device path,
-the driver side a new pty (its path is `.path`) or another port.
+Used by the rig and by benches with physical meters: the meter side is a device path or a pyserial URL
+(rfc2217://, socket://: a meter behind ser2net, through url_port.UrlPort), the driver side a new pty
+(its path is `.path`) or another port.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import serial
 from .errors import PortError
 from .forwarding import ByteCallback, Forwarder, check_frame_timing
 from .ptys import PtyPair
+from .url_port import UrlPort, is_url
 
 CUT = "cut"
 
@@ -62,7 +64,11 @@ class LinkProxy:
         stopbits: float = 1,
         bytesize: int = 8,
     ) -> None:
-        self._meter = open_serial(meter_port, baudrate, parity, stopbits, bytesize)
+        # A meter behind ser2net (rfc2217://, socket://) reaches the forwarding core through UrlPort.
+        self._meter: serial.SerialBase | UrlPort = (
+            UrlPort(meter_port, baudrate, parity, stopbits, bytesize) if is_url(meter_port)
+            else open_serial(meter_port, baudrate, parity, stopbits, bytesize)
+        )
         self._driver_serial: serial.SerialBase | None = None
         self._pty: PtyPair | None = None
         try:
