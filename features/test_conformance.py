@@ -290,9 +290,9 @@ def record_holds_identification(ctx: Context) -> None:
 def record_agrees_with_ground_truth(rig: Rig, ctx: Context) -> None:
     assert ctx.last_transaction_id is not None
     records = [ocmf.parse(signed_record(ctx))]
-    begin = begin_record(ctx)
-    if begin is not None:
-        records.insert(0, ocmf.parse(begin))
+    begin_apart = begin_record(ctx)
+    if begin_apart is not None:
+        records.insert(0, ocmf.parse(begin_apart))
     truth = closed_record(rig, ctx.last_transaction_id)
     assert len(truth) == 1, f"the meter holds {len(truth)} closed records for {ctx.last_transaction_id}"
     values = {r.tx: r.value for record in records for r in record.readings}
@@ -310,8 +310,8 @@ def record_agrees_with_ground_truth(rig: Rig, ctx: Context) -> None:
         "end reading differs from the meter's energy by more than its resolution")
     # The driver passes the meter's record on unchanged (it never creates or alters a signed value).
     assert signed_record(ctx) == truth[0]["ocmf"], "the driver's record differs from the one the meter signed"
-    if begin is not None:
-        assert begin == truth[0].get("begin_ocmf"), "the driver's begin record differs from the meter's"
+    if begin_apart is not None:
+        assert begin_apart == truth[0].get("begin_ocmf"), "the driver's begin record differs from the meter's"
 
 
 @then("the meter signed exactly one record for the transaction")
