@@ -15,3 +15,8 @@ class RigPortError(RigError):
 
 class CapabilityMissing(RigError):
     """A scenario needs a capability (power_control, link_control, ...) the rig does not have."""
+
+
+class DriverProcessError(RigError):
+    """An out-of-process driver (driver.command) crashed, hung, printed garbage or answered out of
+    schema; the message names the command, what it did, during which call, and the end of its stderr."""
