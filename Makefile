@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check simulator driver rigs features tests bench
+	$(VENV)/bin/ruff check simulator driver rigs features tests bench examples
 
 test: $(STAMP) lint
 	$(PY) -m pytest -q -p no:cacheprovider tests features
