@@ -34,7 +34,7 @@ $(EASTRON): tests/simulator/eastron-client-requirements.txt
 	touch $(EASTRON)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check simulator driver rigs features tests bench
+	$(VENV)/bin/ruff check simulator driver rigs features tests bench examples
 
 # The reference model's suite runs in features/ (with the rig-file tests); conformance-all adds every
 # other model, two at a time, and prints the model x requirement table.

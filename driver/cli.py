@@ -1,5 +1,8 @@
 """meter-driver: the driver on a bench, one command at a time.
 
+`meter-driver serve --port P ...` runs the driver as an out-of-process driver instead: JSON-RPC 2.0 on
+stdin/stdout (driver/rpc_server.py, docs/driver-protocol.md).
+
 Exit status: 0 done (status OK), 1 the meter did not do it (not OK, or no answer), 2 a usage or
 configuration error (the message names what is wrong). Results are JSON on stdout, errors one line on stderr.
 """
@@ -203,8 +206,14 @@ def _run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["serve"]:
+        from driver.rpc_server import main as serve
+
+        return serve(arguments[1:])
     parser = build_parser()
-    args = parser.parse_args(argv)
+    parser.epilog = "meter-driver serve --port P [...]: the driver behind JSON-RPC on stdin/stdout (serve -h)"
+    args = parser.parse_args(arguments)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.ERROR, format="%(levelname)s %(name)s: %(message)s"
     )

@@ -65,7 +65,7 @@ def pytest_configure(config: pytest.Config) -> None:
     info = RunInfo(rig_file=str(spec.path), rig_name=spec.name, rig_sha256=spec.sha256,
                    model=spec.meter.model,
                    capabilities=sorted(spec.capabilities | model_capabilities(spec.meter.model)),
-                   driver_class=spec.driver.class_path,
+                   driver_class=spec.driver.described,
                    versions=versions(spec.driver.class_path), seed=base_seed())
     report = ConformanceReport(config, info, out_dir)
     config.stash[_REPORT_KEY] = report
@@ -113,12 +113,24 @@ def rig(rig_spec: RigSpec, wire_log: WireLog, request: pytest.FixtureRequest) ->
     workdir = Path(tempfile.mkdtemp(prefix="rig-"))
     wire_log.mark(f"scenario {request.node.nodeid}")
     try:
-        with Rig(rig_spec, workdir, wire_log) as running:
+        with Rig(rig_spec, workdir, wire_log, driver_log=driver_log_path(request)) as running:
             yield running
+            failure = running.unreported_driver_failure()  # e.g. it crashed while no step called it
+            if failure:
+                pytest.fail(f"rig {rig_spec.name}: {failure}", pytrace=False)
     except RigError as exc:
         pytest.fail(f"rig {rig_spec.name}: {exc}", pytrace=False)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def driver_log_path(request: pytest.FixtureRequest) -> Path | None:
+    """reports/driver-logs/<scenario>.log for an out-of-process driver, when reports are written."""
+    reports = request.config.getoption("--conformance-reports")
+    if not reports:
+        return None
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in request.node.name)
+    return Path(reports) / "driver-logs" / f"{name}.log"
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@
 rig starts, so a rig file can be checked on a machine without a serial stack.
 """
 
-from rigs.errors import CapabilityMissing, RigError, RigFileError, RigPortError
+from rigs.errors import CapabilityMissing, DriverProcessError, RigError, RigFileError, RigPortError
 from rigs.evse_manager import BootResult, EvseManager, Session, status_name
 from rigs.rig import Rig, driver_factory
 from rigs.spec import CAPABILITIES, GROUND_TRUTH, RigSpec, load_rig
@@ -14,6 +14,7 @@ __all__ = [
     "GROUND_TRUTH",
     "BootResult",
     "CapabilityMissing",
+    "DriverProcessError",
     "EvseManager",
     "Rig",
     "RigError",

@@ -19,3 +19,8 @@ class CapabilityMissing(RigError):
 
 class BundleError(RigError):
     """A certification bundle cannot be made or read (not a .tar.gz, no manifest, no summary.json)."""
+
+
+class DriverProcessError(RigError):
+    """An out-of-process driver (driver.command) crashed, hung, printed garbage or answered out of
+    schema; the message names the command, what it did, during which call, and the end of its stderr."""

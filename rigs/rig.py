@@ -41,7 +41,12 @@ def _import(path: str, field: str, rig_path: Path) -> Any:
 
 
 def driver_factory(spec: RigSpec) -> Any:
-    """Check the rig file's driver class and config class can be built; return a function port -> driver."""
+    """Check the rig file's driver class and config class can be built; return a function port -> driver.
+    With driver.command: check the command, return a function (port, log_path) -> ProcessDriver."""
+    if spec.driver.command is not None:
+        from rigs.process_driver import process_driver_factory
+
+        return process_driver_factory(spec)
     driver_cls = _import(spec.driver.class_path, "driver.class", spec.path)
     config_cls = _import(spec.driver.config_path, "driver.config", spec.path)
     from driver.api import REQUIRED_MEMBERS  # late, as the driver class itself
@@ -89,11 +94,16 @@ def driver_factory(spec: RigSpec) -> Any:
 class Rig:
     """One running rig. Use as a context manager: everything it opened is closed on exit."""
 
-    def __init__(self, spec: RigSpec, workdir: Path, wire_log: WireLog | None = None) -> None:
+    def __init__(self, spec: RigSpec, workdir: Path, wire_log: WireLog | None = None,
+                 driver_log: Path | None = None) -> None:
         self.spec = spec
         self.workdir = workdir
         self.wire_log = wire_log
         self.timeline = Timeline()  # what the rig injected, EvseManager called and the driver reported
+        # An out-of-process driver's stderr and calls (rigs/process_driver.py); what it did wrong.
+        self._driver_options = ({"log_path": driver_log or workdir / "driver.log"}
+                                if spec.driver.command is not None else {})
+        self.driver_failures: list[tuple[str, bool]] = []
         self.capabilities = spec.capabilities | model_capabilities(spec.meter.model)
         self._make_driver = driver_factory(spec)
         self.meter: SimulatedMeter | PhysicalMeter
@@ -149,7 +159,7 @@ class Rig:
     def start_driver(self) -> EvseManager:
         """Open a fresh driver instance (it remembers nothing) and put an EvseManager in front of it."""
         assert self.driver_port is not None
-        self.driver = self._make_driver(self.driver_port)
+        self.driver = self._make_driver(self.driver_port, **self._driver_options)
         self.driver.open()
         self.evse = EvseManager(self.driver, self.spec.fail_on_powermeter_errors,
                                 on_charging_disabled=self._charging_disabled, timeline=self.timeline)
@@ -163,8 +173,20 @@ class Rig:
             self.evse = None
         if self.driver is not None:
             self.driver.close()
+            self._keep_driver_failure()
             self.driver = None
             self.timeline.fault("driver_stopped")
+
+    def _keep_driver_failure(self) -> None:
+        failure = getattr(self.driver, "failure", None)
+        if failure:
+            self.driver_failures.append((failure, bool(getattr(self.driver, "failure_raised", False))))
+
+    def unreported_driver_failure(self) -> str | None:
+        """What an out-of-process driver did wrong that no step has been shown (it crashed while no
+        call was pending, say); the rig fixture fails the scenario with it."""
+        self._keep_driver_failure()
+        return next((failure for failure, raised in self.driver_failures if not raised), None)
 
     def restart_driver(self) -> EvseManager:
         """A new driver process after a system power failure: nothing survives on the charger side."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import shlex
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,8 @@ DEFAULT_DRIVER_CLASS = "driver.PowermeterDriver"
 DEFAULT_DRIVER_CONFIG = "driver.DriverConfig"
 
 _SECTIONS = ("rig", "meter", "driver", "link", "power", "capabilities", "labgrid")
+PROCESS_FIELDS = ("command", "ready_timeout", "call_timeout", "stop_grace")
+"""driver.* fields of an out-of-process driver (rigs/process_spec.py, docs/driver-protocol.md)."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,16 @@ class DriverSpec:
     class_path: str = DEFAULT_DRIVER_CLASS
     config_path: str = DEFAULT_DRIVER_CONFIG
     settings: dict[str, Any] = field(default_factory=dict)
+    command: tuple[str, ...] | None = None
+    """An out-of-process driver (docs/driver-protocol.md) instead of a class: argv with placeholders."""
+    ready_timeout: float = 10.0
+    call_timeout: float = 30.0
+    stop_grace: float = 3.0
+
+    @property
+    def described(self) -> str:
+        """The driver under test as a report names it: its command line, or its class."""
+        return shlex.join(self.command) if self.command is not None else self.class_path
 
 
 @dataclass(frozen=True)
@@ -204,7 +217,14 @@ def _import_path(f: _Fields, key: str, default: str) -> str:
 
 
 def _driver(path: Path, table: dict[str, Any]) -> DriverSpec:
-    f = _Fields(path, "driver", table, ("class", "config", "settings"))
+    f = _Fields(path, "driver", table, ("class", "config", "settings", *PROCESS_FIELDS))
+    if "command" in table:
+        from rigs.process_spec import process_driver_spec  # the out-of-process driver's own fields
+
+        return process_driver_spec(f, table)
+    for key in PROCESS_FIELDS:
+        if key in table:
+            f.fail(key, "only with driver.command (an out-of-process driver)")
     settings = f.get("settings", dict, {})
     for key in ("port",):
         if key in settings:
