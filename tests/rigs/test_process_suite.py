@@ -26,7 +26,9 @@ def verdicts(junit: Path) -> tuple[list[str], list[str], list[str]]:
         if problem is not None:
             bad.append(f"{name}: {problem.get('message', '')[:500]}")
         elif skip is not None:
-            (skipped if "lacks capability" in skip.get("message", "") else bad).append(
+            message = skip.get("message", "")
+            by_capability = "lacks capability" in message or message.startswith("not applicable")
+            (skipped if by_capability else bad).append(
                 f"{name}: skipped: {skip.get('message')}")
         else:
             passed.append(name)
