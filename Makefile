@@ -36,11 +36,11 @@ $(EASTRON): tests/simulator/eastron-client-requirements.txt
 lint: $(STAMP)
 	$(VENV)/bin/ruff check simulator driver rigs features tests bench examples
 
-# The reference model's suite runs in features/ (with the rig-file tests); conformance-all adds every
-# other model, two at a time, and prints the model x requirement table.
+# Unit and integration tests (tests/), then the conformance suite (the plugin's official scenarios in
+# features/) on every simulated model, two at a time, with the model x requirement table.
 test: $(STAMP) $(EASTRON) lint
-	$(PY) -m pytest -q -p no:cacheprovider tests features
-	$(PY) -m rigs.conformance_all --jobs 2 --skip reference --reports reports/test-models
+	$(PY) -m pytest -q -p no:cacheprovider tests
+	$(PY) -m rigs.conformance_all --jobs 2 --reports reports/test-models
 
 sim: $(STAMP)
 	$(VENV)/bin/meter-sim --pty --speed 600
@@ -54,7 +54,7 @@ CONFORMANCE_ARGS := -p no:cacheprovider -q --rig $(RIG) $(if $(MODEL),--model $(
 
 conformance: $(STAMP)
 	@mkdir -p reports
-	$(PY) -m pytest $(CONFORMANCE_ARGS) features/test_conformance.py
+	$(PY) -m pytest $(CONFORMANCE_ARGS) features/scenarios.py
 
 conformance-all: $(STAMP)
 	$(PY) -m rigs.conformance_all --jobs 2

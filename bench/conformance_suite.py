@@ -130,7 +130,7 @@ def node_id(name: str) -> str:
     raise BenchError(f"cannot find the test file of {name}")
 
 
-def run_suite(rig: Path, speed: float, workdir: Path, targets: tuple[str, ...] = ("features",),
+def run_suite(rig: Path, speed: float, workdir: Path, targets: tuple[str, ...] = ("features/scenarios.py",),
               tag: str = "") -> SuiteRun:
     """Run pytest on `targets` (the whole suite by default) with `rig`, sampling the tree's memory."""
     junit = workdir / f"junit-{speed:g}{tag}.xml"

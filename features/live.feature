@@ -12,6 +12,7 @@ Feature: The live Powermeter dataset
     Then the readings arrived at the configured interval
     And every reading has a timestamp, energy and the meter id
     And the imported energy never went backwards
+    And the imported energy grew
     And the readings show power drawn on the phases
 
   @R-LIVE @R-INTEGRITY @load_control @ground_truth

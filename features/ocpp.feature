@@ -13,6 +13,7 @@ Feature: OCPP mapping of readings and signed values
     When the driver has published 2 readings
     And the session is stopped
     Then the stop is answered "OK" with a signed meter value
+    And the driver's signed meter value is as EVerest carries it
     And the OCPP 1.6 MeterValues.req for the transaction is valid against its schema
     And the OCPP 2.0.1 MeterValuesRequest for the transaction is valid against its schema
     And the OCPP payloads carry the signed meter value unchanged

@@ -33,6 +33,7 @@ from importlib import metadata
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from meter_hil_suite import SCENARIOS_MODULE
 from rigs.certify_html import render, requirement_verdicts
 from rigs.errors import BundleError
 
@@ -41,7 +42,7 @@ MANIFEST = "manifest.json"
 REPORT_FILES = ("junit.xml", "cucumber.json", "report.html", "wire.log", "summary.md", "summary.json")
 RIG_DIR = "rig"
 ROOT = Path(__file__).resolve().parent.parent
-SUITE = ROOT / "features" / "test_conformance.py"
+SUITE = SCENARIOS_MODULE  # the official scenarios, from the installed package
 SUFFIX = ".tar.gz"
 
 

@@ -37,9 +37,10 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser(
         "certify", help="run the conformance suite and write one certification archive",
-        description="Run the conformance suite (features/, from this source checkout) on a rig into a fresh "
-        "directory DIR/certification-<rig>-<model>-<UTC time>/ (junit.xml, cucumber.json, wire.log, "
-        "summary.md, summary.json, report.html, rig/<rig file>, manifest.json) and pack it into "
+        description="Run the official conformance suite (the installed meter_hil_suite package) on a "
+        "rig into a fresh directory DIR/certification-<rig>-<model>-<UTC time>/ (junit.xml, "
+        "cucumber.json, wire.log, summary.md, summary.json, report.html, rig/<rig file>, manifest.json) "
+        "and pack it into "
         "DIR/certification-<rig>-<model>-<UTC time>.tar.gz. Prints the archive's path, its sha256 and "
         "the verdict.", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     run.add_argument("--rig", type=Path, default=DEFAULT_RIG, help="rig file (default: rigs/virtual.toml)")

@@ -16,8 +16,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from meter_hil_suite import SCENARIOS_MODULE
+
 ROOT = Path(__file__).resolve().parent.parent
-SUITE = ROOT / "features" / "test_conformance.py"
+SUITE = SCENARIOS_MODULE  # the official scenarios, from the installed package
 
 
 def simulated_models() -> list[str]:

@@ -72,13 +72,15 @@ class EvseManager:
 
     def __init__(self, driver: Any, fail_on_powermeter_errors: bool = True,
                  on_charging_disabled: Callable[[], None] | None = None,
-                 timeline: Timeline | None = None) -> None:
+                 timeline: Timeline | None = None, store: dict[str, Any] | None = None) -> None:
         self.driver = driver
+        # EvseManager's persistent store (it survives a power failure of the charger): the rig keeps
+        # one for all the EvseManagers it starts, so a restarted one knows the last transaction id.
+        self.store: dict[str, Any] = {} if store is None else store
         self.timeline = timeline  # where the calls, readings and errors are recorded (rigs/timeline.py)
         self.fail_on_powermeter_errors = fail_on_powermeter_errors
         self.on_charging_disabled = on_charging_disabled
         self.session: Session | None = None
-        self.last_transaction_id: str | None = None
         self.events = _Events()
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -86,6 +88,11 @@ class EvseManager:
         self._worker: threading.Thread | None = None
         driver.subscribe_errors(self._on_error)
         driver.subscribe_powermeter(self._on_reading)
+
+    @property
+    def last_transaction_id(self) -> str | None:
+        """The id of the last transaction started, from the persistent store."""
+        return self.store.get("last_transaction_id")
 
     # --- the calls EvseManager makes -------------------------------------------------------------
 
@@ -104,7 +111,7 @@ class EvseManager:
         if status_name(session.start_response) == "OK":
             with self._lock:
                 self.session = session
-                self.last_transaction_id = session.transaction_id
+                self.store["last_transaction_id"] = session.transaction_id
         return session
 
     def stop_session(self, session: Session) -> Any:
@@ -113,6 +120,10 @@ class EvseManager:
             if session.stop_reason is None:
                 session.stop_reason = "Local"
         return self._stop(session)
+
+    def stop_transaction(self, transaction_id: str, reason: str = "") -> Any:
+        """stop_transaction(id) outside any session (an id the charger never started, say)."""
+        return self._call("stop", transaction_id, reason)
 
     def close(self) -> None:
         """Stop the worker thread (the driver itself belongs to the rig)."""

@@ -115,6 +115,7 @@ class Rig:
         self.remote: Any = None  # rigs.remote.PortServer with [link] remote
         self.driver: Any = None
         self.evse: EvseManager | None = None
+        self.charger_store: dict[str, Any] = {}  # EvseManager's persistent store: survives stop_driver
         self.driver_port: str | None = None
         self._power: PowerSwitch | None = None
         self._armed_cut: str | None = None  # the kind of request whose arrival at the meter cuts the link
@@ -160,9 +161,15 @@ class Rig:
         """Open a fresh driver instance (it remembers nothing) and put an EvseManager in front of it."""
         assert self.driver_port is not None
         self.driver = self._make_driver(self.driver_port, **self._driver_options)
-        self.driver.open()
+        # EvseManager subscribes before the driver opens, so an error raised while opening is seen.
         self.evse = EvseManager(self.driver, self.spec.fail_on_powermeter_errors,
-                                on_charging_disabled=self._charging_disabled, timeline=self.timeline)
+                                on_charging_disabled=self._charging_disabled, timeline=self.timeline,
+                                store=self.charger_store)
+        try:
+            self.driver.open()
+        except BaseException:
+            self.stop_driver()
+            raise
         self.timeline.fault("driver_started")
         return self.evse
 

@@ -41,7 +41,7 @@ def test_the_suite_passes_through_both_process_drivers(tmp_path: Path) -> None:
         reports = tmp_path / name
         reports.mkdir()
         command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
-                   "features/test_conformance.py", "--rig", str(rig), "--conformance-reports", str(reports),
+                   "features/scenarios.py", "--rig", str(rig), "--conformance-reports", str(reports),
                    f"--junitxml={reports / 'junit.xml'}"]
         output = (reports / "pytest.out").open("w")
         runs[name] = (subprocess.Popen(command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT), output)

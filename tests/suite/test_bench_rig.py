@@ -18,7 +18,7 @@ from rigs.power import CommandPower
 from rigs.spec import PowerSpec
 from simulator import MeterSimProcess
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -63,7 +63,7 @@ link_control = true
 """)
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs",
-         "features/test_conformance.py", "--rig", str(rig),
+         "features/scenarios.py", "--rig", str(rig),
          "-k", "CommunicationFault or never_saw or EMAID or nothing_pending"],
         cwd=ROOT, capture_output=True, text=True, timeout=180, check=False)
     output = done.stdout + done.stderr

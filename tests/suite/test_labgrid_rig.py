@@ -21,7 +21,7 @@ from rigs import GROUND_TRUTH, Rig, RigError, RigFileError, load_rig
 from rigs.remote import PortServer
 from simulator import MeterSimProcess
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 WAIT = 10.0
 
 
@@ -126,7 +126,7 @@ def test_power_and_start_stop_scenarios_run_and_ground_truth_ones_are_skipped(me
     junit = tmp_path / "junit.xml"
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs",
-         "features/test_conformance.py", "--rig", str(rig), f"--junitxml={junit}",
+         "features/scenarios.py", "--rig", str(rig), f"--junitxml={junit}",
          "-k", "loses_power or fail_on_powermeter or EMAID or never_saw or started_and_stopped or invalid"],
         cwd=ROOT, capture_output=True, text=True, timeout=240, check=False)
     output = done.stdout + done.stderr

@@ -27,6 +27,7 @@ import pytest
 from pytest_bdd.parser import Feature, Scenario, Step
 from pytest_bdd.scenario import scenario_wrapper_template_registry
 
+from meter_hil_suite import is_official
 from rigs.certify_html import requirement_verdict
 
 REQUIREMENTS = ("R-START", "R-STOP", "R-RECOVER", "R-RECONNECT", "R-FAULT", "R-LIVE", "R-OCPP", "R-INTEGRITY")
@@ -46,6 +47,7 @@ class ScenarioResult:
     tags: list[str] = field(default_factory=list)
     steps: list[dict[str, Any]] = field(default_factory=list)
     timeline: dict[str, Any] | None = None
+    official: bool = True  # shipped with meter-hil; a vendor's own scenario is reported apart
 
 
 NOT_APPLICABLE = "not applicable"
@@ -101,7 +103,7 @@ def versions(driver_class: str) -> dict[str, str]:
 
 
 class ConformanceReport:
-    """pytest plugin: registered by features/conftest.py once the rig file is loaded."""
+    """pytest plugin: registered by the plugin (meter_hil_suite.plugin) once the rig file is loaded."""
 
     def __init__(self, config: pytest.Config, info: RunInfo, out_dir: Path | None) -> None:
         self.config = config
@@ -127,7 +129,7 @@ class ConformanceReport:
             return
         result = self.results.setdefault(report.nodeid, ScenarioResult(
             nodeid=report.nodeid, name=report.scenario_name, feature=report.feature_name,
-            requirements=list(item_tags)))
+            requirements=list(item_tags), official=getattr(report, "official", True)))
         result.duration_s += report.duration
         result.tags = list(getattr(report, "scenario_tags", result.tags))
         if report.skipped and result.outcome == "passed":
@@ -146,6 +148,7 @@ class ConformanceReport:
             template = _template(item)
             report.scenario_name = template.name
             report.feature_name = template.feature.name
+            report.official = is_official(template.feature.filename)
             report.scenario_tags = sorted(template.tags)
             if "[" in item.name:  # an outline's example: keep the parameters apart in the report
                 report.scenario_name += " [" + item.name.split("[", 1)[1]
@@ -240,7 +243,7 @@ class ConformanceReport:
     def by_requirement(self) -> dict[str, dict[str, Any]]:
         table: dict[str, dict[str, Any]] = {}
         for requirement in REQUIREMENTS:
-            rows = [r for r in self.results.values() if requirement in r.requirements]
+            rows = [r for r in self.official_results() if requirement in r.requirements]
             table[requirement] = {
                 "passed": sum(r.outcome == "passed" for r in rows),
                 "failed": sum(r.outcome == "failed" for r in rows),
@@ -254,6 +257,14 @@ class ConformanceReport:
             row = table[requirement]
             row["verdict"] = requirement_verdict(row["passed"], row["failed"], row["skipped"])
         return table
+
+    def official_results(self) -> list[ScenarioResult]:
+        """The scenarios that decide the verdict: meter-hil's own."""
+        return [r for r in self.results.values() if r.official]
+
+    def vendor_results(self) -> list[ScenarioResult]:
+        """A vendor's own scenarios: reported, never part of the verdict."""
+        return [r for r in self.results.values() if not r.official]
 
     def verdict(self) -> str:
         table = self.by_requirement()
@@ -279,6 +290,13 @@ class ConformanceReport:
             write(f"{requirement:12} {row['passed']:6} {row['failed']:6} {row['skipped']:7}")
             for note in row["notes"]:
                 write(f"    {note}")
+        vendor = self.vendor_results()
+        if vendor:
+            passed = sum(r.outcome == "passed" for r in vendor)
+            write(f"Own scenarios (not part of the verdict): {passed} of {len(vendor)} passed")
+            for r in vendor:
+                if r.outcome != "passed":
+                    write(f"    {r.outcome}: {r.name}: {r.reason}")
         if self.out_dir is not None:
             write(f"Reports written to {self.out_dir}/ (summary.md, summary.json)")
 
@@ -291,7 +309,8 @@ class ConformanceReport:
             "run": asdict(self.info),
             "wire_log": str(self.wire_log) if self.wire_log else None,
             "requirements": self.by_requirement(),
-            "scenarios": [asdict(r) for r in self.results.values()],
+            "scenarios": [asdict(r) for r in self.official_results()],
+            "vendor_scenarios": [asdict(r) for r in self.vendor_results()],
         }
         (self.out_dir / "summary.json").write_text(json.dumps(data, indent=2) + "\n")
         (self.out_dir / "summary.md").write_text(self.markdown(data))
@@ -320,9 +339,16 @@ class ConformanceReport:
             lines.append(f"| {requirement} | {row['passed']} | {row['failed']} | {row['skipped']} |")
         lines += ["", "## Scenarios", "", "| scenario | requirements | outcome | reason |",
                   "|---|---|---|---|"]
-        for r in self.results.values():
+        for r in self.official_results():
             reason = r.reason.replace("|", "\\|")
             lines.append(f"| {r.name} | {' '.join(r.requirements)} | {r.outcome} | {reason} |")
+        vendor = self.vendor_results()
+        if vendor:
+            lines += ["", "## Own scenarios (not part of the verdict)", "",
+                      "| scenario | feature | outcome | reason |", "|---|---|---|---|"]
+            for r in vendor:
+                reason = r.reason.replace("|", "\\|")
+                lines.append(f"| {r.name} | {r.feature} | {r.outcome} | {reason} |")
         return "\n".join(lines) + "\n"
 
 

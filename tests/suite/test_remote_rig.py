@@ -13,7 +13,7 @@ import pytest
 
 from rigs import RigFileError, load_rig
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RFC2217_RIG = ROOT / "rigs" / "virtual-rfc2217.toml"
 
 
@@ -21,7 +21,7 @@ def test_the_whole_suite_passes_through_rfc2217(tmp_path):
     junit = tmp_path / "junit.xml"
     reports = tmp_path / "reports"
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "features/test_conformance.py",
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "features/scenarios.py",
          "--rig", str(RFC2217_RIG), f"--junitxml={junit}", "--conformance-reports", str(reports)],
         cwd=ROOT, capture_output=True, text=True, timeout=420, check=False)
     output = done.stdout + done.stderr

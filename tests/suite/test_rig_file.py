@@ -15,7 +15,7 @@ from rigs.frames import crc16, find_request
 from rigs.meter_side import check_port
 from rigs.rig import driver_factory
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 GOOD = """
 [rig]
@@ -157,7 +157,7 @@ def test_a_scenario_needing_a_missing_capability_is_skipped_naming_it(tmp_path):
     rig = write(tmp_path, '[rig]\nname = "bare"\n[meter]\nkind = "simulator"\n')
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs",
-         "features/test_conformance.py", "--rig", str(rig), "-k", "nothing_pending or counterclockwise"],
+         "features/scenarios.py", "--rig", str(rig), "-k", "nothing_pending or counterclockwise"],
         cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
@@ -181,34 +181,6 @@ def test_driver_class_and_settings_are_checked_before_anything_starts(tmp_path, 
         driver_factory(spec)
 
 
-def test_a_new_feature_file_runs_with_the_existing_steps(tmp_path):
-    """A vendor's own .feature file, written only with the existing steps, is picked up and run."""
-    (tmp_path / "vendor.feature").write_text("""Feature: A vendor's own check
-  @R-STOP @R-INTEGRITY
-  Scenario: Two sessions in a row each get a verifying record
-    Given the charger has booted
-    And an identification of type "LOCAL"
-    When a session starts
-    Then the start is answered "OK"
-    When the session is stopped
-    Then the stop is answered "OK" with a signed meter value
-    And the signed meter value verifies against the meter's public key
-    Given an identification of type "EMAID"
-    When a session starts
-    Then the start is answered "OK"
-    When the session is stopped
-    Then the signed meter value verifies against the meter's public key
-    And the signed meter value holds the identification data sent
-""")
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "features/test_conformance.py",
-         "-o", f"bdd_features_base_dir={tmp_path}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, output
-    assert "1 passed" in output and "Two sessions in a row" in output, output
-
-
 def test_the_suite_fails_a_driver_that_alters_the_signed_value(tmp_path):
     """The checks can fail: a vendor driver that rewrites the end reading is caught by R-INTEGRITY."""
     (tmp_path / "tampering_driver.py").write_text('''
@@ -228,7 +200,7 @@ class TamperingDriver(PowermeterDriver):
     assert "tampering_driver" in rig
     rig_path = write(tmp_path, rig)
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "features/test_conformance.py",
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "features/scenarios.py",
          "--rig", str(rig_path), "-k", "started_and_stopped"],
         cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
         env={**os.environ, "PYTHONPATH": str(tmp_path)})

@@ -1,22 +1,32 @@
-"""The conformance suite's wiring: --rig, the rig each scenario runs on, capability skips, the report.
+"""The conformance suite's pytest plugin: --rig, the official scenarios, the rig each scenario runs on,
+capability skips, the report.
 
-The rig file is loaded and checked once at start-up; a bad one (or a physical meter whose port does
-not exist) ends the run at once with one line naming the problem. Each scenario gets a fresh rig:
-its own meter-sim, state dir, link proxy and driver, all closed when the scenario ends.
+Installed as the `pytest11` entry point `meter_hil`, so it is loaded in every pytest run of an
+environment holding meter-hil, but it only acts when a rig is named (`--rig FILE` or $METER_HIL_RIG):
+then it adds the official scenarios (meter_hil_suite/scenarios.py, collected by module name) to
+whatever else pytest collects, a vendor's own feature files and steps included. The official steps
+are registered for all of them. The rig file is loaded and checked once at start-up; a bad one (or a
+physical meter whose port does not exist) ends the run at once with one line naming the problem.
+Each scenario gets a fresh rig: its own meter-sim, state dir, link proxy and driver, all closed
+when the scenario ends.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
-from identities import base_seed, identities
-from report_plugin import NOT_APPLICABLE, REQUIREMENTS, ConformanceReport, RunInfo, versions
 
+from meter_hil_suite import SCENARIOS_MODULE
+from meter_hil_suite.identities import base_seed, identities
+from meter_hil_suite.report import NOT_APPLICABLE, REQUIREMENTS, ConformanceReport, RunInfo, versions
+from meter_hil_suite.steps import STEP_MODULES
 from rigs import CAPABILITIES, GROUND_TRUTH, Rig, RigError, RigFileError, RigSpec, load_rig
 from rigs.meter_side import check_port
 from rigs.rig import MODEL_FEATURES, PLAIN_METER, driver_factory, model_capabilities
@@ -24,7 +34,7 @@ from rigs.spec import with_model
 from rigs.wirelog import WireLog
 
 RIG_ENV = "METER_HIL_RIG"
-DEFAULT_RIG = Path(__file__).resolve().parent.parent / "rigs" / "virtual.toml"
+pytest_plugins = list(STEP_MODULES)  # every official step, visible to official and vendor scenarios
 MODEL_TAGS = {*MODEL_FEATURES, PLAIN_METER}
 CAPABILITY_TAGS = (*CAPABILITIES, GROUND_TRUTH, *MODEL_TAGS)
 
@@ -35,7 +45,9 @@ _WIRE_KEY = pytest.StashKey[WireLog]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("meter-hil conformance")
-    group.addoption("--rig", default=None, help=f"rig file (TOML); default ${RIG_ENV} or rigs/virtual.toml")
+    group.addoption("--rig", default=None,
+                    help=f"rig file (TOML), or ${RIG_ENV}: runs the official conformance scenarios on it "
+                         "(the virtual rig: the rig file virtual.toml shipped in the rigs package)")
     group.addoption("--model", default=None,
                     help="meter model (docs/meters/), instead of the rig file's meter.model")
     group.addoption("--conformance-reports", default=None, metavar="DIR",
@@ -47,7 +59,12 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{tag}: scenario checks requirement {tag} (docs/conformance.md)")
     for tag in CAPABILITY_TAGS:
         config.addinivalue_line("markers", f"{tag}: scenario needs the rig capability {tag}")
-    path = config.getoption("--rig") or os.environ.get(RIG_ENV) or str(DEFAULT_RIG)
+    path = config.getoption("--rig") or os.environ.get(RIG_ENV)
+    if not path:
+        return  # no rig named: the plugin stays out of the way
+    path = shipped_rig(path)
+    if str(SCENARIOS_MODULE) not in {str(Path(a).resolve()) for a in config.args}:
+        config.args.append(str(SCENARIOS_MODULE))
     try:
         spec = load_rig(path)
         if config.getoption("--model"):
@@ -72,8 +89,33 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(report, "meter-hil-conformance-report")
 
 
+def shipped_rig(path: str) -> str:
+    """A rig file by path, or one shipped in the rigs package by name (`virtual.toml`)."""
+    if Path(path).exists() or os.sep in path:
+        return path
+    shipped = Path(importlib.import_module("rigs").__file__ or "").parent / path
+    return str(shipped) if shipped.exists() else path
+
+
+class OfficialScenarios(pytest.Module):
+    """The official scenarios' module, imported by its package name (not by path), so the steps and
+    the plugin see one copy of it whether meter-hil is installed or an editable source tree."""
+
+    def _getobj(self) -> ModuleType:
+        return importlib.import_module("meter_hil_suite.scenarios")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> pytest.Module | None:
+    if module_path.resolve() == SCENARIOS_MODULE:
+        return OfficialScenarios.from_parent(parent, path=module_path)
+    return None
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Skip, with the capability named, every scenario needing something this rig lacks."""
+    if _RIG_KEY not in config.stash:
+        return
     spec = config.stash[_RIG_KEY]
     have = spec.capabilities | model_capabilities(spec.meter.model)
     for item in items:
@@ -89,6 +131,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def rig_spec(pytestconfig: pytest.Config) -> RigSpec:
+    if _RIG_KEY not in pytestconfig.stash:
+        pytest.fail(f"no rig named: run pytest with --rig FILE (or set ${RIG_ENV})", pytrace=False)
     return pytestconfig.stash[_RIG_KEY]
 
 
