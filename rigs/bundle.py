@@ -211,12 +211,13 @@ def certify(rig: Path, model: str | None, out: Path, pytest_args: Sequence[str] 
     pack them into one archive. pytest's output goes to this process's stdout."""
     from rigs.spec import load_rig, with_model
 
+    # pytest runs in the package's own directory: paths given relative to the caller's are made absolute
+    rig, out = Path(rig).resolve(), Path(out).resolve()
     spec = load_rig(rig)  # a bad rig file: RigFileError, before anything runs
     if model:
         spec = with_model(spec, model)
     if not SUITE.exists():
-        raise BundleError(f"the conformance suite {SUITE} is not there: run meter-hil certify from a "
-                          "source checkout of meter-hil")
+        raise BundleError(f"the conformance suite {SUITE} is not there: reinstall meter-hil")
     stem = bundle_stem(spec.name, spec.meter.model, now)
     out.mkdir(parents=True, exist_ok=True)
     directory = out / stem
