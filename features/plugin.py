@@ -40,7 +40,6 @@ CAPABILITY_TAGS = (*CAPABILITIES, GROUND_TRUTH, *MODEL_TAGS)
 
 _RIG_KEY = pytest.StashKey[RigSpec]()
 _REPORT_KEY = pytest.StashKey[ConformanceReport]()
-_WIRE_KEY = pytest.StashKey[WireLog]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -63,10 +63,15 @@ def signed_value_as_everest(rig: Rig, ctx: Context) -> None:
             f"public_key {signed.public_key[:24]!r}... is not the OCMF public key the driver publishes")
 
 
-def energy_samples(sampled: list[dict[str, Any]]) -> list[float]:
-    return [float(s["value"]) for s in sampled
-            if s.get("measurand") == "Energy.Active.Import.Register" and "phase" not in s
-            and s.get("format", "Raw") == "Raw" and "signedMeterValue" not in s]
+def assert_energy_is_drivers(version: str, periodic: dict[str, Any], reading: Any) -> None:
+    """The periodic payload's total import energy is the one the driver's reading gave."""
+    sampled = periodic["meterValue"][0]["sampledValue"]
+    energy = [float(s["value"]) for s in sampled
+              if s.get("measurand") == "Energy.Active.Import.Register" and "phase" not in s
+              and s.get("format", "Raw") == "Raw" and "signedMeterValue" not in s]
+    assert energy == [reading.energy_Wh_import.total], (
+        f"OCPP {version}: the energy sampled {energy} is not the driver's "
+        f"{reading.energy_Wh_import.total} Wh")
 
 
 @then("the OCPP 1.6 MeterValues.req for the transaction is valid against its schema")
@@ -81,10 +86,7 @@ def ocpp16_valid(rig: Rig, ctx: Context) -> None:
     for payload, name in ((periodic, "MeterValues"), (end, "MeterValues"), (stop, "StopTransaction")):
         errors = schema_errors(payload, "16", name)
         assert not errors, f"OCPP 1.6 {name}: {errors}"
-    sampled = periodic["meterValue"][0]["sampledValue"]
-    assert energy_samples(sampled) == [reading.energy_Wh_import.total], (
-        f"OCPP 1.6: the energy sampled {energy_samples(sampled)} is not the driver's "
-        f"{reading.energy_Wh_import.total} Wh")
+    assert_energy_is_drivers("1.6", periodic, reading)
     ctx.ocpp["1.6"] = [end, stop]
 
 
@@ -104,10 +106,7 @@ def ocpp201_valid(rig: Rig, ctx: Context) -> None:
                           (ended, "TransactionEventRequest")):
         errors = schema_errors(payload, "201", name)
         assert not errors, f"OCPP 2.0.1 {name}: {errors}"
-    sampled = periodic["meterValue"][0]["sampledValue"]
-    assert energy_samples(sampled) == [reading.energy_Wh_import.total], (
-        f"OCPP 2.0.1: the energy sampled {energy_samples(sampled)} is not the driver's "
-        f"{reading.energy_Wh_import.total} Wh")
+    assert_energy_is_drivers("2.0.1", periodic, reading)
     for s in end["meterValue"][0]["sampledValue"]:
         if "signedMeterValue" in s:
             carried = s["signedMeterValue"]
