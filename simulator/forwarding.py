@@ -21,6 +21,8 @@ from dataclasses import dataclass
 TO_METER = "to_meter"
 TO_DRIVER = "to_driver"
 ByteCallback = Callable[[str, bytes, float], None]
+DeliveryHook = Callable[[str, bytes], bytes]
+"""hook(direction, data) -> the bytes to deliver instead (a prefix, nothing, or bytes held back before)."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class Forwarder:
         self._rng = random.Random(0)
         self._timing: FrameTiming | None = None
         self._callbacks: list[ByteCallback] = []
+        self._hook: DeliveryHook | None = None
         self._queue: list[tuple[float, int, str, bytes]] = []
         self._seq = itertools.count()
         self._wire_free = 0.0
@@ -121,6 +124,13 @@ class Forwarder:
         chunk finished crossing the (emulated) wire, so a wire log shows wire timing even under load."""
         with self._lock:
             self._callbacks.append(callback)
+
+    def before_delivery(self, hook: DeliveryHook | None) -> None:
+        """Run hook(direction, data) on the forwarding thread just before a chunk is written; it returns
+        the bytes to write instead. A fault campaign cuts a frame after byte k with it, and blocks the
+        forwarder from inside the hook (what it returned is still written, nothing after). None removes it."""
+        with self._lock:
+            self._hook = hook
 
     # ---- life cycle -----------------------------------------------------------------------------------
     def start(self) -> None:
@@ -207,9 +217,14 @@ class Forwarder:
             with self._lock:
                 blocked = bool(self._blocked)
                 callbacks = list(self._callbacks)
+                hook = self._hook
             if blocked:
                 self.dropped[direction] += len(data)
                 continue
+            if hook is not None:
+                data = hook(direction, data)
+                if not data:
+                    continue
             written = self._write(self._fds[direction][1], data)
             self.forwarded[direction] += written
             self.dropped[direction] += len(data) - written
