@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import signal
 import sys
 import tempfile
@@ -66,6 +67,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--load-profile", choices=["ev"], help="an EV charging profile instead of --load-w")
     p.add_argument("--phase-order", choices=["cw", "ccw"], default="cw", help="phase rotation (default cw)")
     p.add_argument(
+        "--boot-delay",
+        type=float,
+        metavar="S",
+        help="wall seconds without answers after power-up, instead of the profile's boot_delay_s",
+    )
+    p.add_argument(
+        "--signing-delay",
+        type=float,
+        metavar="S",
+        help="wall seconds the meter signs after a stop, instead of the profile's signing_delay_s",
+    )
+    p.add_argument(
         "--status-interval",
         type=float,
         metavar="S",
@@ -84,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--speed must be positive")
     if args.load_w < 0:
         parser.error("--load-w must not be negative")
+    for name in ("boot_delay", "signing_delay"):
+        if getattr(args, name) is not None and not getattr(args, name) >= 0:
+            parser.error(f"--{name.replace('_', '-')} must not be negative")
     try:
         if args.model is not None:
             profile = load_model(args.model)
@@ -92,6 +108,11 @@ def main(argv: list[str] | None = None) -> int:
     except SimulatorError as exc:
         print(f"meter-sim: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    # A fault campaign compresses the meter's wall-second delays with its speed-up (docs/simulator.md).
+    if args.boot_delay is not None:
+        profile = dataclasses.replace(profile, boot_delay_s=args.boot_delay)
+    if args.signing_delay is not None:
+        profile = dataclasses.replace(profile, signing_delay_s=args.signing_delay)
     try:
         return asyncio.run(_serve(args, profile))
     except SimulatorError as exc:

@@ -42,9 +42,9 @@ class MeterSimProcess:
     """`meter-sim --pty` with its state dir, control socket and log in `workdir`.
 
     `start()` returns the driver-side device path; `kill()` then `start()` is a meter that lost its
-    power (same state dir, new pty path). `model` names a built-in model (reference, plain,
-    iskra-wm3m4c) and wins over `profile` (a name or a TOML path). Keep `workdir` short: a unix socket
-    path has 108 bytes."""
+    power (same state dir; a new pty path, unless `port` names the device to serve). `model` names a
+    built-in model (reference, plain, iskra-wm3m4c) and wins over `profile` (a name or a TOML path).
+    Keep `workdir` short: a unix socket path has 108 bytes."""
 
     def __init__(
         self,
@@ -57,6 +57,7 @@ class MeterSimProcess:
         unit: int = 1,
         extra_args: tuple[str, ...] = (),
         start_timeout: float = 20.0,
+        port: str | None = None,
         control_timeout: float = 5.0,
     ) -> None:
         self.workdir = Path(workdir)
@@ -65,9 +66,12 @@ class MeterSimProcess:
         self.socket_path = str(self.workdir / "control.sock")
         self.log_path = self.workdir / "meter-sim.log"
         which = ("--model", check_model_name(model)) if model is not None else ("--profile", profile)
+        # port: serve a device that outlives the process (a pty the caller keeps), so a meter-sim
+        # killed and started again is found on the same path; else a new pty each start.
+        where = ("--pty",) if port is None else ("--port", port)
         self.command = [
             *meter_sim_command(),
-            *("--pty", "--speed", f"{speed:g}", "--state-dir", str(self.state_dir)),
+            *where, *("--speed", f"{speed:g}", "--state-dir", str(self.state_dir)),
             *("--control", self.socket_path, "--seed", str(seed), *which, "--unit", str(unit)),
             *extra_args,
         ]
