@@ -192,7 +192,7 @@ class EvseManager:
         return response
 
     def _ensure_worker(self) -> None:
-        if self._worker is None:
+        if self._worker is None or not self._worker.is_alive():  # one worker per stop on error, not once
             self._worker = threading.Thread(target=self._stop_after_error, name="evse-manager", daemon=True)
             self._worker.start()
 
