@@ -157,7 +157,11 @@ class ProcessDriver:
             raise DriverProcessError(message)
         return self
 
-    def close(self) -> None:
+    def kill(self) -> None:
+        """The charger lost its power: SIGKILL at once (no stdin closing, no grace), as close() else."""
+        self.close(power_lost=True)
+
+    def close(self, power_lost: bool = False) -> None:
         """Close stdin (the driver's signal to stop), SIGTERM after the grace period, SIGKILL after
         another; join the readers, close the pipes and the log. Never raises; safe to call twice."""
         with self._lock:
@@ -171,13 +175,16 @@ class ProcessDriver:
             call.done.set()
         proc = self._proc
         if proc is not None:
+            if power_lost and proc.poll() is None:
+                proc.kill()  # before its stdin closes: it must not get to close anything in order
             try:
                 if proc.stdin is not None:
                     proc.stdin.close()
             except OSError:
                 pass
-            self._note("--- rig closed stdin")
-            for step, signal_name in ((None, ""), (proc.terminate, "SIGTERM"), (proc.kill, "SIGKILL")):
+            self._note("--- rig closed stdin" if not power_lost else "--- the charger lost its power")
+            steps = ((None, ""), (proc.terminate, "SIGTERM"), (proc.kill, "SIGKILL"))
+            for step, signal_name in steps[2:] if power_lost else steps:
                 if step is not None and proc.poll() is None:
                     self._note(f"--- rig sends {signal_name}: the driver is still running")
                     step()
