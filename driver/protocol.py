@@ -125,7 +125,8 @@ class MeterProtocol(ABC):
     A command written with FC06 also counts when an FC16 writes it."""
     features: ClassVar[frozenset[str]] = frozenset({"transactions", "phase_sequence"})
     """What the model can do that scenarios depend on: transactions, phase_sequence, separate_begin_end
-    (begin and end signed as two records), stop_time_limits (min/max stop time in the start answer)."""
+    (begin and end signed as two records), stop_time_limits (min/max stop time in the start answer),
+    ends_on_power_loss (a power loss ends the running transaction at that instant; it is not kept open)."""
     max_read: ClassVar[int] = 125
     max_write: ClassVar[int] = 123
 

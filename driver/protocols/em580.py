@@ -125,6 +125,9 @@ class Em580Protocol(MeterProtocol):
     """The EM580's wire protocol. A time sync status of 0 tells a power-up: the clock is set again."""
 
     model: ClassVar[str] = "carlo-gavazzi-em580"
+    # A power loss ends the running transaction at that instant (READY after the power-up), unlike
+    # meters that keep it open after a power failure until it is stopped.
+    features: ClassVar[frozenset[str]] = frozenset({"transactions", "phase_sequence", "ends_on_power_loss"})
     max_write: ClassVar[int] = 123
     requests: ClassVar[tuple[RequestPattern, ...]] = (
         RequestPattern("start", 0x10, COMMAND, CMD_BEGIN),
