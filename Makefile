@@ -15,7 +15,7 @@ help:
 	@echo "make demo                                 same as conformance, on the virtual rig"
 	@echo "make test                                 lint, unit and integration tests, conformance on the virtual rig"
 	@echo "make sim                                  start a simulated meter on a pty (meter-sim --pty --speed 600)"
-	@echo "make campaign [SCHEDULES=500] [MODEL=..]  fault campaign: nothing lost under link drops and power losses"
+	@echo "make campaign [RIG=..] [MODEL=..] [SCHEDULES=500] [JOBS=2] [SEED=1]  fault campaign: nothing lost or duplicated"
 	@echo "make bench                                benchmarks, printed side by side"
 	@echo "make lint                                 ruff"
 
@@ -34,7 +34,7 @@ $(EASTRON): tests/simulator/eastron-client-requirements.txt
 	touch $(EASTRON)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check simulator driver rigs features tests bench examples
+	$(VENV)/bin/ruff check simulator driver rigs features tests bench examples campaign
 
 # Unit and integration tests (tests/), then the conformance suite (the plugin's official scenarios in
 # features/) on every simulated model, two at a time, with the model x requirement table.
@@ -78,10 +78,12 @@ bench: $(STAMP)
 	$(PY) bench/conformance_suite.py $(BENCH_ARGS)
 	$(PY) bench/remote_latency.py $(BENCH_ARGS)
 
-# Fault campaign (rigs/campaign.py, docs/reliability.md): SCHEDULES seeded schedules of sessions with link
-# drops, power losses, meter-sim kills and whole-system failures, on 2 rigs in parallel. Failing schedules
-# are saved under reports/campaign/ for `python -m rigs.campaign --replay FILE`.
+# Fault campaign (campaign/, docs/reliability.md): SCHEDULES seeded schedules of sessions with link drops,
+# power losses, meter-sim kills and whole-system failures on JOBS rigs in parallel, on the rig file RIG
+# (default rigs/campaign.toml: the virtual rig with campaign timing) and its model or MODEL. Failing
+# schedules are saved under reports/campaign/ for `python -m campaign --replay FILE`.
+CAMPAIGN_RIG = $(if $(filter command line environment,$(origin RIG)),$(RIG),rigs/campaign.toml)
+
 campaign: $(STAMP)
-	$(PY) -m rigs.campaign --schedules $(or $(SCHEDULES),500) --seed $(or $(SEED),1) --jobs 2 \
-		--model $(or $(MODEL),reference) \
-		--failures reports/campaign
+	$(PY) -m campaign --rig $(CAMPAIGN_RIG) $(if $(MODEL),--model $(MODEL)) --schedules $(or $(SCHEDULES),500) \
+		--seed $(or $(SEED),1) --jobs $(or $(JOBS),2) --failures reports/campaign

@@ -1,6 +1,7 @@
 """The promises a schedule must keep, checked against the meter's ground truth (ControlClient.status()).
 
-Kept free of processes and ports so each check can be shown to fail on its own (tests/campaign).
+Kept free of processes and ports so each check can be shown to fail on its own (tests/campaign). What a
+model does on a power loss comes from its protocol's features, never from its name.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ class TxTrace:
     end_low: int | None = None
     end_high: int | None = None
     notes: list[str] = field(default_factory=list)
+    power_lost: bool = False
+    """A power loss (power, kill, system) hit while the transaction was open or being started."""
+    start_failed: str | None = None
+    """The start's status and error when it was answered other than OK."""
 
     def note(self, text: str) -> None:
         self.notes.append(text)
@@ -45,6 +50,8 @@ class Observation:
     crashes: list[str] = field(default_factory=list)
     errors: list[tuple[str, bool]] = field(default_factory=list)
     """(error type, raised) events of the driver instance alive at the end, in order."""
+    stopped_on_error: int = 0
+    """Sessions EvseManager stopped on a CommunicationFault (fail_on_powermeter_errors)."""
 
 
 def record_of(response: Any) -> str | None:
@@ -53,13 +60,27 @@ def record_of(response: Any) -> str | None:
     return None if signed is None else signed.signed_meter_data
 
 
-def check(obs: Observation, truth: dict[str, Any]) -> list[str]:
+ENDS_ON_POWER_LOSS = "ends_on_power_loss"
+"""A model feature (driver/protocol.py): a power loss ends the running transaction at that instant."""
+
+
+def check(obs: Observation, truth: dict[str, Any], features: frozenset[str] = frozenset(),
+          faults: str = "") -> list[str]:
     """Every broken promise, one line each; empty when the schedule kept them all.
 
-    Lines start with the kind: lost, duplicated, crash, invalid, energy, pagination, open, fault, failed.
+    Lines start with the kind: lost, duplicated, crash, invalid, energy, pagination, open, fault, failed;
+    `faults` (the schedule's faults) ends each line, so it names the fault as well as what broke.
+    `features` are the model's: with ends_on_power_loss a power loss during a start may end that
+    transaction at once (the start then answers not OK, rightly) and its end reading precedes the stop.
     """
+    problems = _check(obs, truth, features)
+    return [f"{p} [faults: {faults}]" if faults else p for p in problems]
+
+
+def _check(obs: Observation, truth: dict[str, Any], features: frozenset[str]) -> list[str]:
     from driver import ocmf
 
+    ended_by_loss = ENDS_ON_POWER_LOSS in features
     problems: list[str] = [f"crash: {c}" for c in obs.crashes]
     problems += [f"failed: {f}" for f in obs.failures]
     ours = {t.transaction_id: t for t in obs.traces}
@@ -108,6 +129,12 @@ def check(obs: Observation, truth: dict[str, Any]) -> list[str]:
     for tx_id, trace in ours.items():
         meter_tx = closed.get(tx_id)
         texts = delivered[tx_id]
+        if trace.start_failed is not None and not (
+            ended_by_loss and trace.power_lost and meter_tx is not None and texts
+        ):
+            # only a meter that ends a transaction on a power loss may answer a start with one that no
+            # longer runs; even then its record must have been delivered
+            problems.append(f"failed: start of {tx_id} answered {trace.start_failed}")
         if meter_tx is None:
             if texts:
                 problems.append(f"invalid: {tx_id} has a record but the meter has no such closed transaction")
@@ -121,7 +148,7 @@ def check(obs: Observation, truth: dict[str, Any]) -> list[str]:
         if len(texts) > 1:
             problems.append(f"duplicated: transaction {tx_id} delivered {len(texts)} different records")
         problems += _check_record(tx_id, next(iter(texts)), meter_tx, trace, obs.public_key, ocmf,
-                                  registers_per_kwh(truth))
+                                  registers_per_kwh(truth), ended_by_loss and trace.power_lost)
 
     paginations = sorted(c["pagination"] for c in signed_by_meter)
     expected = list(range(obs.pagination_before + 1, int(truth.get("pagination", 0)) + 1))
@@ -143,7 +170,7 @@ def check(obs: Observation, truth: dict[str, Any]) -> list[str]:
 
 def _check_record(
     tx_id: str, text: str, meter_tx: dict[str, Any], trace: TxTrace, public_key: str, ocmf: Any,
-    per_kwh: Decimal,
+    per_kwh: Decimal, ended_at_loss: bool = False,
 ) -> list[str]:
     problems: list[str] = []
     result = ocmf.verify(text, public_key)
@@ -164,9 +191,11 @@ def _check_record(
             f"pagination: record of {tx_id} has PG {result.record.pagination}, "
             f"the meter T{meter_tx['pagination']}"
         )
+    # a transaction a power loss ended was ended at that instant, at any time since it began
+    end_low = trace.begin_low if ended_at_loss else trace.end_low
     for name, value, low, high in (
         ("begin", begin, trace.begin_low, trace.begin_high),
-        ("end", end, trace.end_low, trace.end_high),
+        ("end", end, end_low, trace.end_high),
     ):
         if low is None or high is None or not low <= value <= high:
             problems.append(

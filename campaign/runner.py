@@ -1,4 +1,5 @@
-"""Runs campaign schedules: the real driver, through a FaultWire, against a real meter-sim process.
+"""Runs campaign schedules on a rig file's rig: its driver (a class or driver.command), through a
+FaultWire, against a real meter-sim of the rig's model, with EvseManager as the rig file sets it.
 
 One meter-sim and one driver instance are reused from schedule to schedule (a charger that keeps
 running); the invariants are taken per schedule against the meter's ground truth, so reuse hides
@@ -19,20 +20,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from campaign.invariants import Observation, TxTrace, check
+from campaign.schedule import CHARGE, POWER_LOSSES, FaultPlan, Schedule
+from campaign.wire import FaultWire
 from driver.errors import DriverError
-from driver.protocols import protocol_class
-from rigs.campaign_invariants import Observation, TxTrace, check
-from rigs.campaign_schedule import FaultPlan, Schedule
-from rigs.campaign_wire import FaultWire
 from rigs.errors import RigError
-from rigs.evse_manager import EvseManager, status_name
+from rigs.evse_manager import EvseManager, Session, status_name
+from rigs.rig import driver_factory
+from rigs.spec import RigSpec
 from simulator import LaunchError, MeterSimProcess
 from simulator.errors import SimulatorError
 
 START_TIMEOUT_S = 20.0
 SETTLE_TIMEOUT_S = 20.0
 CALL_TIMEOUT_S = 60.0
-POLL_S = 0.02
+POLL_S = 0.005
 
 
 class _Abandoned:
@@ -54,36 +56,55 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
         time.sleep(POLL_S)
 
 
-class MeterProcess(MeterSimProcess):
-    """meter-sim on a pty (simulator.MeterSimProcess) that also notes every exit nobody asked for."""
+@dataclass(frozen=True)
+class Timing:
+    """How fast the meter side runs. The driver's own timing is the rig file's."""
 
-    def __init__(self, workdir: Path, speed: float, seed: int, model: str = "reference") -> None:
-        super().__init__(workdir, speed=speed, seed=seed, model=model, start_timeout=START_TIMEOUT_S)
+    speed: float
+    """meter-sim's speed factor (simulated seconds a wall second): how fast the sessions charge."""
+    boot_delay: float | None
+    """Wall seconds without answers after power-up; None: the profile's."""
+    signing_delay: float | None
+    """Wall seconds the meter signs after a stop; None: the profile's."""
+
+
+TIMINGS = {
+    # the campaign as it ran before (rigs/campaign*.py): speed 60, the profiles' 1 s boot, 0.2 s signing
+    "today": Timing(60.0, None, None),
+    # ten times the speed-up, the boot delay scaled with it (1 s x 60/600); the signing delay only to
+    # 0.05 s, so a power loss fired at the stop's answer still lands while the meter signs (the fault
+    # thread needs a few ms to reach meter-sim's control socket)
+    "fast": Timing(600.0, 0.1, 0.05),
+}
+
+
+class CampaignMeter(MeterSimProcess):
+    """meter-sim on the wire's stable pty, noting every exit nobody asked for."""
+
+    def __init__(self, workdir: Path, spec: RigSpec, timing: Timing, port: str) -> None:
+        extra: list[str] = []
+        if timing.boot_delay is not None:
+            extra += ["--boot-delay", f"{timing.boot_delay:g}"]
+        if timing.signing_delay is not None:
+            extra += ["--signing-delay", f"{timing.signing_delay:g}"]
+        super().__init__(workdir, speed=timing.speed, seed=spec.meter.seed, profile=spec.meter.profile,
+                         unit=spec.meter.unit, extra_args=tuple(extra), start_timeout=START_TIMEOUT_S,
+                         port=port)
         self.unexpected_exits: list[str] = []
-        self.kills = 0
 
     def start(self) -> str:
-        """Start meter-sim; returns its driver-side pty path once its control socket answers."""
         try:
             return super().start()
         except LaunchError as exc:
             raise RigError(f"campaign: {exc}") from None
 
     def check_alive(self) -> None:
-        """Note an exit nobody asked for (a crash)."""
+        """Note an exit nobody asked for (a crash), and any traceback in its log."""
         if self.process is not None and self.process.poll() is not None:
             self.unexpected_exits.append(f"meter-sim exited by itself with code {self.process.returncode}")
             self.process = None
 
-    def kill(self) -> None:
-        """SIGKILL: the meter loses its power at whatever instruction it was running."""
-        self.check_alive()
-        if self.process is not None:
-            super().kill()
-            self.kills += 1
-
     def close(self) -> None:
-        """Ask meter-sim to quit (SIGTERM), reap it, close the log; a bad exit code is a crash."""
         self.check_alive()
         process = self.process
         super().close()
@@ -93,18 +114,23 @@ class MeterProcess(MeterSimProcess):
 
 @dataclass
 class RunnerConfig:
-    """Knobs of a campaign rig; the defaults keep a schedule to a few seconds."""
+    """A campaign rig: the rig file (with its model), how fast the meter side runs, EvseManager."""
 
-    model: str = "reference"
-    """The meter model (docs/meters/): the simulated meter's, and the driver's protocol."""
-    speed: float = 60.0
-    sim_seed: int = 11
-    timeout: float = 0.1
-    retries: int = 1
-    publish_interval: float = 0.2
-    command_timeout: float = 15.0
-    busy_timeout: float = 5.0
+    rig: RigSpec
+    timing: Timing = TIMINGS["fast"]
+    fail_on_powermeter_errors: bool | None = None
+    """EvseManager's setting; None: the rig file's."""
     workdir: Path | None = None
+
+    @property
+    def model(self) -> str:
+        return self.rig.meter.model
+
+    @property
+    def stop_on_errors(self) -> bool:
+        if self.fail_on_powermeter_errors is None:
+            return self.rig.fail_on_powermeter_errors
+        return self.fail_on_powermeter_errors
 
 
 @dataclass
@@ -122,30 +148,85 @@ class ScheduleResult:
     seconds: float = 0.0
     points_fired: dict[str, int] = field(default_factory=dict)
     """Where the fired faults hit: "<request kind>/<phase>" -> count."""
+    stopped_on_error: int = 0
+    """Sessions EvseManager stopped itself on a CommunicationFault (fail_on_powermeter_errors)."""
+    while_signing: int = 0
+    """Power losses (power, kill, system) that hit while the meter was signing."""
 
     @property
     def ok(self) -> bool:
         return not self.violations
 
 
-class CampaignRunner:
-    """A meter-sim, a FaultWire and a driver, reused across schedules. Use as a context manager."""
+class _Recorder:
+    """EvseManager's timeline as the campaign needs it: every start and stop answer, whoever asked."""
 
-    def __init__(self, config: RunnerConfig | None = None) -> None:
-        self.config = config or RunnerConfig()
-        self._own_workdir = self.config.workdir is None
-        self.workdir = self.config.workdir or Path(tempfile.mkdtemp(prefix="campaign-"))
-        self.meter = MeterProcess(self.workdir, self.config.speed, self.config.sim_seed, self.config.model)
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.commands: list[tuple[str, str, str, Any]] = []
+        """(name, transaction id, reason, response)."""
+        self.off = False
+        """True from a whole-system failure until the charger booted: an answer then reached nobody."""
+
+    def command(self, name: str, transaction_id: str, response: Any, started: float,
+                reason: str = "") -> None:
+        with self.lock:
+            if not self.off:
+                self.commands.append((name, transaction_id, reason, response))
+
+    def take(self) -> list[tuple[str, str, str, Any]]:
+        with self.lock:
+            taken, self.commands = self.commands, []
+        return taken
+
+    def reading(self, *args: Any, **kwargs: Any) -> None:
+        """Readings are not kept."""
+
+    def error(self, *args: Any, **kwargs: Any) -> None:
+        """Errors are kept by EvseManager itself."""
+
+    def fault(self, *args: Any, **kwargs: Any) -> None:
+        """Nothing to keep."""
+
+
+class CampaignRunner:
+    """A meter-sim, a FaultWire and the rig's driver, reused across schedules. Use as a context manager."""
+
+    def __init__(self, config: RunnerConfig) -> None:
+        from driver.protocols import PROTOCOLS
+
+        self.config = config
+        spec = config.rig
+        if spec.meter.kind != "simulator":
+            raise RigError(f"{spec.path}: the campaign needs a simulated meter (meter.kind = 'simulator'): "
+                           "its ground truth comes from meter-sim's control socket")
+        protocol = PROTOCOLS.get(config.model)
+        if protocol is None or "transactions" not in protocol.features:
+            with_tx = [name for name, p in PROTOCOLS.items() if "transactions" in p.features]
+            raise RigError(f"model {config.model!r}: not a meter model with transactions "
+                           f"({', '.join(with_tx)})")
+        self.features = protocol.features
+        self.request_kinds = tuple(sorted({p.kind for p in protocol.requests}))
+        self._make_driver = driver_factory(spec)
+        self._process_driver = spec.driver.command is not None
+        self._own_workdir = config.workdir is None
+        self.workdir = config.workdir or Path(tempfile.mkdtemp(prefix="campaign-"))
         # fault points are request kinds as the model's own protocol describes its requests
-        self.wire = FaultWire(protocol_class(self.config.model).request_kind)
+        self.wire = FaultWire(protocol.request_kind)
+        self.meter = CampaignMeter(self.workdir, spec, config.timing, self.wire.meter_path)
         self._faults: queue.Queue[FaultPlan | None] = queue.Queue()
         self._active_faults = 0
         self._fault_lock = threading.Lock()
         self._system_failure = threading.Event()
         self._fired: dict[str, int] = {}
+        self._while_signing = 0
         self._thread_errors: list[str] = []
         self._old_excepthook = threading.excepthook
         self._executor = threading.Thread(target=self._run_faults, name="campaign-faults", daemon=True)
+        self._recorder = _Recorder()
+        self._obs: Observation | None = None
+        self._tracebacks = 0
+        self._drivers = 0
         self.driver: Any = None
         self.evse: EvseManager | None = None
         self.public_key: str | None = None
@@ -155,7 +236,7 @@ class CampaignRunner:
     def __enter__(self) -> CampaignRunner:
         threading.excepthook = self._excepthook
         try:
-            self.wire.attach(self.meter.start())
+            self.meter.start()
             self._executor.start()
             self._new_driver()
         except BaseException:
@@ -172,8 +253,8 @@ class CampaignRunner:
         if self._executor.is_alive():
             self._faults.put(None)
             self._executor.join(timeout=30)
-        self.wire.close()
         self.meter.close()
+        self.wire.close()
         threading.excepthook = self._old_excepthook
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
@@ -185,45 +266,56 @@ class CampaignRunner:
         )
 
     def _new_driver(self) -> None:
-        from driver import DriverConfig, PowermeterDriver
-
-        c = self.config
-        self.driver = PowermeterDriver(
-            DriverConfig(
-                port=self.wire.path,
-                model=c.model,
-                timeout=c.timeout,
-                retries=c.retries,
-                publish_interval=c.publish_interval,
-                command_timeout=c.command_timeout,
-                busy_timeout=c.busy_timeout,
-                backoff_initial=0.05,
-                backoff_max=0.4,
-            )
-        )
+        self._drivers += 1
+        options = {"log_path": self.workdir / f"driver-{self._drivers}.log"} if self._process_driver else {}
+        try:
+            self.driver = self._make_driver(self.wire.path, **options)
+        except RigError:
+            raise
         # EvseManager subscribes first, so a fault raised while the driver opens is seen too
-        self.evse = EvseManager(self.driver, fail_on_powermeter_errors=False)
+        self._recorder.off = False
+        self.evse = EvseManager(self.driver, fail_on_powermeter_errors=self.config.stop_on_errors,
+                                on_charging_disabled=self._charging_disabled,
+                                timeline=self._recorder)  # type: ignore[arg-type]
         self.driver.open()
         if self.public_key is None:
-            self.public_key = self.driver.public_key_ocmf
+            self.public_key = wait_until(lambda: self.driver.public_key_ocmf, SETTLE_TIMEOUT_S,
+                                         "the driver's public_key_ocmf")
 
-    def _close_driver(self) -> None:
+    def _close_driver(self, power_lost: bool = False) -> None:
         if self.evse is not None:
             self.evse.close()
             self.evse = None
         if self.driver is not None:
-            self.driver.close()
+            kill = getattr(self.driver, "kill", None) if power_lost else None
+            (kill or self.driver.close)()
             self.driver = None
 
+    def _charging_disabled(self) -> None:
+        """EvseManager stopped the session on a meter error: the car stops drawing power."""
+        self.load_w = 0.0
+        try:
+            self.meter.control.set_load(power_w=0.0)
+        except Exception:  # meter-sim may be down right now: it restarts with load_w (0)
+            pass
+
     # ---- faults ---------------------------------------------------------------------------------------
-    def _arm(self, plan: FaultPlan) -> None:
-        def fire() -> None:  # on the wire thread: hand over at once
+    def _arm(self, plan: FaultPlan) -> Callable[[], None]:
+        def fire() -> None:  # on the wire thread (or the runner's, for a charge fault): hand over at once
             with self._fault_lock:
                 self._active_faults += 1
             self._fired[plan.kind] = self._fired.get(plan.kind, 0) + 1
+            if plan.kind == "system":
+                self._recorder.off = True  # the charger is off from this byte on
+            if plan.kind in POWER_LOSSES and self._obs is not None:
+                for trace in self._obs.traces:
+                    if trace.end_high is None:
+                        trace.power_lost = True
             self._faults.put(plan)
 
-        self.wire.arm(plan.trigger, fire)
+        if plan.trigger.kind != CHARGE:
+            self.wire.arm(plan.trigger, fire)
+        return fire
 
     @property
     def faults_active(self) -> bool:
@@ -242,22 +334,30 @@ class CampaignRunner:
                 with self._fault_lock:
                     self._active_faults -= 1
 
+    def _signing_now(self) -> None:
+        try:
+            if self.meter.control.status().get("signing"):
+                self._while_signing += 1
+        except Exception:
+            pass
+
     def _do_fault(self, plan: FaultPlan) -> None:
         pause = threading.Event()
         if plan.kind == "link":
             pause.wait(plan.duration_s)
         elif plan.kind == "power":
+            self._signing_now()
             self.meter.control.power_off()
-            self.wire.release()  # the meter itself is silent now
             pause.wait(plan.duration_s)
             self.meter.control.power_on()
         else:  # kill, system: meter-sim dies at once
-            self.meter.kill()
-            self.wire.detach()
             if plan.kind == "system":
                 self._system_failure.set()
+            self._signing_now()
+            self.meter.kill()
+            self.wire.flush()  # what the killed meter had not read dies with it
             pause.wait(plan.duration_s)
-            self.wire.attach(self.meter.start())
+            self.meter.start()
             # the car is still plugged in: a restarted meter-sim starts with no load, give it back
             self.meter.control.set_load(power_w=self.load_w)
         self.wire.release()
@@ -288,12 +388,13 @@ class CampaignRunner:
             raise _DriverRaised(f"driver raised {type(box['error']).__name__}: {box['error']}")
         return box["result"]
 
-    def _abandon(self, worker: threading.Thread) -> _Abandoned:
+    def _abandon(self, worker: threading.Thread | None) -> _Abandoned:
         """The charger lost power: its driver is gone mid-command. Close it, let the command thread run
         out, and close again (a request made meanwhile may have reopened the port)."""
         driver = self.driver
-        self._close_driver()
-        worker.join(timeout=CALL_TIMEOUT_S)
+        self._close_driver(power_lost=True)
+        if worker is not None:
+            worker.join(timeout=CALL_TIMEOUT_S)
         if driver is not None:
             driver.close()
         return ABANDONED
@@ -303,12 +404,17 @@ class CampaignRunner:
         wait_until(lambda: not self.faults_active, SETTLE_TIMEOUT_S, "the faults to heal")
         wait_until(self._powered, SETTLE_TIMEOUT_S, "the meter to be powered and booted")
 
-    def _powered(self) -> bool:
+    def _powered(self) -> dict[str, Any] | None:
         try:
             status = self.meter.control.status()
         except Exception:
-            return False
-        return "energy_register" in status and status.get("power") == "on"
+            return None
+        return status if "energy_register" in status and status.get("power") == "on" else None
+
+    def _truth(self) -> dict[str, Any]:
+        """Ground truth once the faults healed."""
+        self._settle()
+        return self._powered() or self.meter.control.status()
 
     def _set_load(self, power_w: float) -> None:
         self.load_w = power_w
@@ -316,68 +422,86 @@ class CampaignRunner:
 
     def _energy(self) -> int:
         """The meter's energy register now (in the model's counter units)."""
-        self._settle()
-        return int(self.meter.control.status()["energy_register"])
-
-    def _energy_wh(self) -> float:
-        self._settle()
-        return float(self.meter.control.status()["energy_wh"])
+        return int(self._truth()["energy_register"])
 
     # ---- one schedule ---------------------------------------------------------------------------------
     def run(self, schedule: Schedule) -> ScheduleResult:
         """Run the sessions with the faults armed; then check every invariant."""
         began = time.monotonic()
         self._fired = {}
+        self._while_signing = 0
         errors_before = len(self._thread_errors)
         self.meter.check_alive()
         exits_before = len(self.meter.unexpected_exits)
-        self._settle()
-        truth0 = self.meter.control.status()
+        truth0 = self._truth()
         obs = Observation(pagination_before=int(truth0["pagination"]), public_key=self.public_key or "")
-        self.wire.reset_counts()
+        self._obs = obs
+        self._recorder.take()
+        self.wire.triggers.reset_counts()
+        charge_faults: dict[int, list[Callable[[], None]]] = {}
         for plan in schedule.faults:
-            self._arm(plan)
+            fire = self._arm(plan)
+            if plan.trigger.kind == CHARGE:
+                charge_faults.setdefault(plan.trigger.occurrence, []).append(fire)
+        fired_charges = 0
         try:
             for number, session in enumerate(schedule.sessions):
-                self._session(schedule, number, session.power_w, session.charge_register, obs)
+                due = charge_faults.pop(number + 1, [])
+                fired_charges += len(due)
+                self._session(schedule, number, session.power_w, session.charge_register, obs, due)
         except _DriverRaised as exc:
             obs.crashes.append(str(exc))
         except (RigError, SimulatorError, DriverError) as exc:
             obs.failures.append(f"the rig could not carry the schedule on: {exc}")
-        left = self.wire.disarm_all()
-        unfired = len(left)
+        left = self.wire.triggers.disarm_all()
+        unfired = len(left) + sum(len(v) for v in charge_faults.values())
         points: dict[str, int] = {}
         for plan in schedule.faults:
             if plan.trigger in left:
                 left.remove(plan.trigger)
+            elif plan.trigger.kind == CHARGE and plan.trigger.occurrence in charge_faults:
+                continue
             else:
                 where = f"{plan.trigger.kind}/{plan.trigger.phase}"
                 points[where] = points.get(where, 0) + 1
-        self._settle()
-        self._set_load(0.0)
-        self._finish(obs)
+        try:
+            self._settle()
+            self._set_load(0.0)
+            self._finish(obs)
+        except (RigError, SimulatorError) as exc:
+            obs.failures.append(f"the rig could not finish the schedule: {exc}")
+        self._collect(obs)
         self.meter.check_alive()
         obs.crashes += self.meter.unexpected_exits[exits_before:] + self._thread_errors[errors_before:]
-        truth = self.meter.control.status()
-        violations = check(obs, truth)
+        tracebacks = self.meter.tracebacks()
+        obs.crashes += [f"meter-sim wrote a traceback: {t}" for t in tracebacks[self._tracebacks:]]
+        self._tracebacks = len(tracebacks)
+        failure = self._driver_failure()
+        if failure:
+            obs.crashes.append(failure)
+        truth = self._truth()
+        self._obs = None
+        violations = check(obs, truth, self.features, schedule.describe_faults())
         lost = sum(1 for v in violations if v.startswith("lost"))
         duplicated = sum(1 for v in violations if v.startswith("duplicated"))
         return ScheduleResult(
-            schedule,
-            violations,
-            dict(self._fired),
-            unfired,
-            len(obs.traces),
-            lost,
-            duplicated,
-            len(obs.crashes),
-            time.monotonic() - began,
-            points,
+            schedule, violations, dict(self._fired), unfired, len(obs.traces), lost, duplicated,
+            len(obs.crashes), time.monotonic() - began, points, obs.stopped_on_error, self._while_signing,
         )
 
-    def _session(
-        self, schedule: Schedule, number: int, power_w: float, charge: int, obs: Observation
-    ) -> None:
+    def _driver_failure(self) -> str | None:
+        """What an out-of-process driver did wrong that no call ran into (it crashed while idle)."""
+        failure = getattr(self.driver, "failure", None)
+        return f"the driver failed: {failure}" if failure else None
+
+    def _collect(self, obs: Observation) -> None:
+        """Every start and stop answer EvseManager got, in order."""
+        for name, tx_id, reason, response in self._recorder.take():
+            if name == "stop":
+                obs.received.append((f"stop({reason or 'Local'})", tx_id, response))
+
+    def _session(self, schedule: Schedule, number: int, power_w: float, charge: int, obs: Observation,
+                 charge_faults: list[Callable[[], None]]) -> None:
         from driver import TransactionReq
 
         tx_id = f"c{schedule.seed}-{schedule.index}-{number}-{os.getpid()}-{time.monotonic_ns() % 10**9}"
@@ -405,18 +529,29 @@ class CampaignRunner:
             trace.note("start abandoned by a whole-system failure; recovered by the boot sequence")
             return
         trace.begin_high = self._energy()
-        charged_from = self._energy_wh()
+        charged_from = float(self._truth()["energy_wh"])
         if status_name(started.start_response) != "OK":
-            obs.failures.append(
-                f"start of {tx_id} answered {status_name(started.start_response)}: "
-                f"{started.start_response.error}"
-            )
-        # the schedule's charge counts 0.1 Wh whatever the meter's own resolution
-        wait_until(
-            lambda: self._energy_wh() >= charged_from + charge * 0.1,
-            SETTLE_TIMEOUT_S,
-            f"{charge * 0.1:g} Wh of charging",
-        )
+            trace.start_failed = f"{status_name(started.start_response)}: {started.start_response.error}"
+        # the schedule's charge counts 0.1 Wh whatever the meter's own resolution; a charge fault fires
+        # at half of it, while no command runs (the driver's publisher alone talks to the meter)
+        target = charged_from + charge * 0.1
+        if charge_faults:
+            half = charged_from + charge * 0.05
+            wait_until(lambda: self._energy_wh_now() >= half or self._on_error(started),
+                       SETTLE_TIMEOUT_S, f"{charge * 0.05:g} Wh of charging")
+            self.wire.block()
+            for fire in charge_faults:
+                fire()
+        wait_until(lambda: self._on_error(started) or self._system_failure.is_set()
+                   or float(self._truth()["energy_wh"]) >= target,
+                   SETTLE_TIMEOUT_S, f"{charge * 0.1:g} Wh of charging")
+        if self._system_failure.is_set():
+            self._abandon(None)
+            self._recover(obs)
+            return
+        if self._on_error(started):
+            self._stopped_on_error(started, trace, obs)
+            return
         trace.end_low = self._energy()
         assert self.evse is not None
         response = self._call(self.evse.stop_session, started)
@@ -424,7 +559,32 @@ class CampaignRunner:
             self._recover(obs)
             return
         trace.end_high = self._energy()
-        obs.received.append(("stop", tx_id, response))
+
+    def _energy_wh_now(self) -> float:
+        """The meter's energy without waiting for faults (none is due before this one)."""
+        status = self._powered()
+        return float(status["energy_wh"]) if status else 0.0
+
+    @staticmethod
+    def _on_error(session: Session) -> bool:
+        return session.stop_reason == "PowermeterError"
+
+    def _stopped_on_error(self, session: Session, trace: TxTrace, obs: Observation) -> None:
+        """EvseManager stopped the session on a CommunicationFault; its worker asks for the signed value
+        until the meter answers. The end reading is taken by that stop, after the load went off."""
+        obs.stopped_on_error += 1
+        trace.end_low = self._energy()
+        trace.note("stopped by EvseManager on a CommunicationFault (fail_on_powermeter_errors)")
+        try:
+            wait_until(lambda: session.closed or self._system_failure.is_set(), SETTLE_TIMEOUT_S,
+                       f"EvseManager's stop on error of {trace.transaction_id} to get its signed value")
+        except RigError as exc:
+            obs.failures.append(str(exc))
+        if self._system_failure.is_set():
+            self._abandon(None)
+            self._recover(obs)
+            return
+        trace.end_high = self._energy()
 
     def _recover(self, obs: Observation) -> None:
         """The charger boots again: a new driver, then EvseManager's stop(last id), stop("")."""
@@ -446,9 +606,7 @@ class CampaignRunner:
             for trace in obs.traces:
                 if trace.end_high is None:
                     trace.end_high = high
-            if boot.stop_last is not None:
-                obs.received.append(("boot stop(last id)", obs.last_id, boot.stop_last))
-            obs.received.append(('boot stop("")', "", boot.clear_pending))
+            self._collect(obs)
 
     def _finish(self, obs: Observation) -> None:
         """Wait for the publisher to clear the faults it raised; collect the errors of live drivers."""
@@ -464,7 +622,7 @@ class CampaignRunner:
             pass  # reported by the invariant below
         events = evse.events.errors
         taken = len(events)  # an event appended meanwhile stays for the next schedule
-        obs.errors = [(e.type, e.raised) for e in events[:taken]]
+        obs.errors = [(str(e.type).rsplit("/", 1)[-1], e.raised) for e in events[:taken]]
         del events[:taken]
 
 

@@ -1,7 +1,8 @@
 """Campaign schedules: charging sessions plus faults fired at exact points of the Modbus traffic.
 
 A schedule is data (JSON) so that a failing one can be printed, saved and replayed as a test. Schedules
-are generated from a seed alone: schedule i of a campaign with seed S is generate(S, i), whatever else ran.
+are generated from a seed alone: schedule i of a campaign with seed S is generate(S, i), whatever else ran
+(and, when given, the request kinds the meter's protocol has, so no fault is aimed at a kind it never sends).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rigs.campaign_wire import FRAME_KINDS, Trigger
+from campaign.trigger import FRAME_KINDS, PHASES, Trigger
 from rigs.errors import RigError
 
 FAULT_KINDS = ("link", "power", "kill", "system")
@@ -21,10 +22,16 @@ its state dir (power lost at an arbitrary instant of the process); system: the w
 (meter-sim killed, the driver instance abandoned, a new one boots with EvseManager's stop(last id),
 then stop(""))."""
 
-PHASES = ("request", "answer")
+CHARGE = "charge"
+"""A trigger kind of its own: while the n-th session charges (at half its energy), no command running;
+with fail_on_powermeter_errors the CommunicationFault it causes makes EvseManager stop the session."""
+TRIGGER_KINDS = (*FRAME_KINDS, CHARGE)
+POWER_LOSSES = ("power", "kill", "system")
+"""The fault kinds after which the meter boots (its power was lost)."""
 MAX_SESSIONS = 4
 MAX_DURATION_S = 3.0
-# Request and answer lengths of each kind on the wire, to pick a byte inside the frame.
+# Typical request and answer lengths of each kind on the wire, to pick a byte inside the frame (the wire
+# clamps cut_after to the frame's real length: a longer value lets the whole frame through).
 _REQUEST_BYTES = {
     "start": 8,
     "stop": 8,
@@ -55,6 +62,7 @@ _KIND_WEIGHTS = {
     "record": 3,
     "clear": 1,
     "fetch": 1,
+    CHARGE: 2,
 }
 _FAULT_WEIGHTS = {"link": 4, "power": 3, "kill": 2, "system": 2}
 
@@ -93,6 +101,15 @@ class Schedule:
         """A JSON-able dict (replay with from_json)."""
         return asdict(self)
 
+    def describe_faults(self) -> str:
+        """The faults in one line, for a failure message."""
+        return "; ".join(
+            f"{f.kind} {f.duration_s:g} s at {f.trigger.kind} #{f.trigger.occurrence} "
+            + ("(while charging)" if f.trigger.kind == CHARGE
+               else f"{f.trigger.phase} after byte {f.trigger.cut_after}")
+            for f in self.faults
+        ) or "no faults"
+
     def dumps(self) -> str:
         """One line of JSON."""
         return json.dumps(self.to_json(), separators=(",", ":"))
@@ -121,7 +138,7 @@ class Schedule:
             kind = _choice(f, "kind", where, FAULT_KINDS)
             t = _mapping(f.get("trigger"), f"{where}.trigger", {"kind", "occurrence", "phase", "cut_after"})
             trigger = Trigger(
-                _choice(t, "kind", f"{where}.trigger", FRAME_KINDS),
+                _choice(t, "kind", f"{where}.trigger", TRIGGER_KINDS),
                 _int(t, "occurrence", f"{where}.trigger", 1, 1000),
                 _choice(t, "phase", f"{where}.trigger", PHASES),
                 _int(t, "cut_after", f"{where}.trigger", 0, 1000),
@@ -148,8 +165,12 @@ class Schedule:
             raise ScheduleError(f"{path}: {exc}") from None
 
 
-def generate(seed: int, index: int) -> Schedule:
-    """Schedule `index` of the campaign with `seed`: 1-3 sessions, 1-3 faults at random points."""
+def generate(seed: int, index: int, kinds: tuple[str, ...] | None = None) -> Schedule:
+    """Schedule `index` of the campaign with `seed`: 1-3 sessions, 1-3 faults at random points of the
+    request kinds `kinds` (default: every kind; a model's protocol has fewer, e.g. the Iskra no txid)."""
+    weights = {k: w for k, w in _KIND_WEIGHTS.items() if kinds is None or k in kinds or k == CHARGE}
+    if kinds is not None and not set(kinds) & set(FRAME_KINDS):
+        raise ScheduleError(f"no fault point among the request kinds {kinds!r} (known: {FRAME_KINDS})")
     rng = random.Random(f"meter-hil-campaign:{seed}:{index}")
     sessions = tuple(
         SessionPlan(power_w=float(rng.choice((11_000, 22_000, 44_000))), charge_register=rng.randint(1, 200))
@@ -158,9 +179,11 @@ def generate(seed: int, index: int) -> Schedule:
     faults = []
     for _ in range(rng.randint(1, 3)):
         fault = rng.choices(list(_FAULT_WEIGHTS), weights=list(_FAULT_WEIGHTS.values()))[0]
-        kind = rng.choices(list(_KIND_WEIGHTS), weights=list(_KIND_WEIGHTS.values()))[0]
+        kind = rng.choices(list(weights), weights=list(weights.values()))[0]
         phase = rng.choice(PHASES)
-        if phase == "request":
+        if kind == CHARGE:
+            phase, cut_after = "request", 0
+        elif phase == "request":
             # a whole request delivered and the fault at once would race the meter; stop one byte short
             cut_after = rng.randrange(_REQUEST_BYTES[kind])
             if fault in ("kill", "system") and rng.random() < 0.3:

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from campaign.invariants import Observation, TxTrace, check
 from driver.types import SignedMeterValue, TransactionRequestStatus, TransactionStopResponse
-from rigs.campaign_invariants import Observation, TxTrace, check
 from simulator.ocmf import (
     Identification,
     Reading,

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from rigs.campaign_runner import CampaignRunner
-from rigs.campaign_schedule import Schedule, generate
+from campaign.runner import CampaignRunner, RunnerConfig
+from campaign.schedule import Schedule, generate
+from rigs.spec import load_rig
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL_SEED, SMALL_COUNT = 1, 12
@@ -35,7 +36,7 @@ START_ANSWER_LOST = {
 
 @pytest.fixture(scope="module")
 def runner() -> Iterator[CampaignRunner]:
-    with CampaignRunner() as rig:
+    with CampaignRunner(RunnerConfig(rig=load_rig(ROOT / "rigs" / "campaign.toml"))) as rig:
         yield rig
 
 
@@ -82,7 +83,7 @@ def test_regression_start_answer_lost_then_repeated_by_the_link(runner):
 
 
 def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "rigs.campaign", *args], cwd=ROOT, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "campaign", *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=timeout, check=False)
 
 
@@ -102,3 +103,38 @@ def test_replay_of_a_bad_file_is_a_usage_error(tmp_path):
     done = run_cli("--replay", str(bad))
     assert done.returncode == 2
     assert "bad.json: schedule: missing field(s) faults, index, sessions" in done.stderr
+
+
+MODELS_WITH_TRANSACTIONS = ("iskra-wm3m4c", "carlo-gavazzi-em580")
+
+
+@pytest.mark.campaign
+@pytest.mark.parametrize("model", MODELS_WITH_TRANSACTIONS)
+def test_every_model_keeps_every_promise_on_a_few_seeded_schedules(model):
+    from driver.protocols import PROTOCOLS
+    from rigs.spec import with_model
+
+    spec = with_model(load_rig(ROOT / "rigs" / "campaign.toml"), model)
+    kinds = tuple(p.kind for p in PROTOCOLS[model].requests)
+    with CampaignRunner(RunnerConfig(rig=spec)) as rig:
+        results = [rig.run(generate(3, i, kinds)) for i in range(3)]
+    assert {r.schedule.index: r.violations for r in results if r.violations} == {}
+    assert sum(r.transactions for r in results) >= 3
+
+
+@pytest.mark.campaign
+def test_the_campaign_runs_through_an_out_of_process_driver(tmp_path):
+    done = run_cli("--rig", "rigs/campaign-process.toml", "--schedules", "3", "--seed", "4", "--jobs", "1",
+                   "--failures", str(tmp_path / "failures"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "meter-driver serve" in done.stdout and "lost: 0; duplicated: 0; crashes: 0" in done.stdout
+
+
+def test_a_model_with_separate_begin_records_is_refused_until_the_invariants_check_them(tmp_path):
+    done = run_cli("--model", "reference-sr", "--schedules", "1")
+    assert done.returncode == 2 and "separate records" in done.stderr, done.stderr
+
+
+def test_a_rig_file_with_a_physical_meter_is_refused_by_name(tmp_path):
+    done = run_cli("--rig", "rigs/bench-example.toml", "--schedules", "1")
+    assert done.returncode == 2 and "needs a simulated meter" in done.stderr, done.stderr

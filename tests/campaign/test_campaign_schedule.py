@@ -6,8 +6,7 @@ import json
 
 import pytest
 
-from rigs.campaign_schedule import FAULT_KINDS, Schedule, ScheduleError, generate
-from rigs.campaign_wire import FRAME_KINDS
+from campaign.schedule import CHARGE, FAULT_KINDS, TRIGGER_KINDS, Schedule, ScheduleError, generate
 
 
 def test_a_schedule_depends_on_its_seed_and_index_only():
@@ -20,10 +19,20 @@ def test_generated_schedules_cover_every_fault_kind_and_frame_kind():
     schedules = [generate(1, i) for i in range(300)]
     faults = [f for s in schedules for f in s.faults]
     assert {f.kind for f in faults} == set(FAULT_KINDS)
-    assert {f.trigger.kind for f in faults} == set(FRAME_KINDS)
+    assert {f.trigger.kind for f in faults} == set(TRIGGER_KINDS)
     assert {f.trigger.phase for f in faults} == {"request", "answer"}
     assert any(f.trigger.cut_after == 0 for f in faults)  # a fault before the first byte
     assert all(1 <= len(s.sessions) <= 3 and 1 <= len(s.faults) <= 3 for s in schedules)
+
+
+def test_a_model_gets_faults_only_at_the_request_kinds_its_protocol_has():
+    kinds = ("start", "stop", "ident", "state", "record")  # the Iskra's: no txid, clear or fetch
+    faults = [f for i in range(300) for f in generate(1, i, kinds).faults]
+    assert {f.trigger.kind for f in faults} == {*kinds, CHARGE}
+    assert all(f.trigger.cut_after == 0 and f.trigger.phase == "request"
+               for f in faults if f.trigger.kind == CHARGE)
+    with pytest.raises(ScheduleError, match="no fault point"):
+        generate(1, 0, ())
 
 
 def test_json_round_trip_and_file_load(tmp_path):

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from rigs.campaign_runner import MeterProcess
+from campaign.runner import MeterProcess
 from rigs.frames import crc16
 
 UNIT = 1
