@@ -9,6 +9,7 @@ A protocol raises; the policy turns what it raises into EVerest's answers.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -31,8 +32,6 @@ from driver.types import (
 if TYPE_CHECKING:
     from driver.config import DriverConfig
     from driver.events import ErrorType
-
-BUSY_POLL_SECONDS = 0.05
 
 
 class CommandFailed(DriverError):
@@ -211,7 +210,19 @@ class MeterProtocol(ABC):
                 raise CommandFailed(f"{what} failed: {reason}")
             if time.monotonic() >= deadline:
                 raise CommandFailed(f"{what} failed: the meter did not finish within {limit:g} s")
-            self.services.pause(BUSY_POLL_SECONDS, what)
+            self.services.pause(self.services.config.busy_poll, what)
+
+    def clock_second(self) -> int | None:
+        """The host's time as the whole second to write to a meter clock that holds whole seconds, never
+        behind the host: a truncated time would put the clock up to a second behind, and a second setting
+        (after a reboot) could then date an end reading before its begin. With clock_alignment the write
+        waits for that second to begin (the clock is exact); without, it is written at once and the meter
+        runs less than a second ahead. None when the driver closes meanwhile."""
+        now = time.time()
+        second = math.ceil(now)
+        if self.services.config.clock_alignment and self.services.wait(second - now):
+            return None
+        return second
 
 
 def dataset(values: dict[str, Any], *, timestamp: str, meter_id: str, energy_import: Energy,

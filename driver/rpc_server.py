@@ -179,8 +179,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--stopbits", type=int, choices=[1, 2], default=1)
     parser.add_argument("--unit", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=0.5, help="seconds to wait for one answer")
+    parser.add_argument("--retries", type=int, default=1,
+                        help="repeats of an unanswered request before the link counts as lost")
     parser.add_argument("--command-timeout", type=float, default=10.0,
                         help="seconds start/stop wait for an unreachable meter")
+    parser.add_argument("--busy-timeout", type=float, default=10.0,
+                        help="seconds to wait for a meter that answers busy (signing)")
+    parser.add_argument("--busy-poll", type=float, default=0.05,
+                        help="seconds between status reads while the meter works or signs")
+    parser.add_argument("--backoff-initial", type=float, default=0.2, help="first reconnect backoff (s)")
+    parser.add_argument("--backoff-max", type=float, default=5.0, help="longest reconnect backoff (s)")
+    parser.add_argument("--clock-alignment", action=argparse.BooleanOptionalAction, default=True,
+                        help="wait for the next whole second before setting the meter's clock (default); "
+                             "--no-clock-alignment writes it at once, less than a second ahead")
     parser.add_argument("--publish-interval", type=float, default=1.0,
                         help="seconds between powermeter notifications (told to the rig in ready)")
     parser.add_argument("--error-namespace", choices=["powermeter", "generic"], default="powermeter")
@@ -197,8 +208,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = DriverConfig(port=args.port, model=args.model, baudrate=args.baudrate, parity=args.parity,
                               stopbits=args.stopbits, unit=args.unit, timeout=args.timeout,
-                              command_timeout=args.command_timeout, publish_interval=args.publish_interval,
-                              error_namespace=args.error_namespace)
+                              retries=args.retries, command_timeout=args.command_timeout,
+                              busy_timeout=args.busy_timeout, busy_poll=args.busy_poll,
+                              backoff_initial=args.backoff_initial, backoff_max=args.backoff_max,
+                              clock_alignment=args.clock_alignment,
+                              publish_interval=args.publish_interval, error_namespace=args.error_namespace)
         server = RpcServer(PowermeterDriver(config), sys.stdout)
         server.serve(sys.stdin)
     except ConfigurationError as exc:

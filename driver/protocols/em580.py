@@ -203,9 +203,8 @@ class Em580Protocol(MeterProtocol):
             return
         try:
             self.link.write_multiple(UTC_OFFSET, [(config.utc_offset_minutes or 0) & 0xFFFF])
-            now = time.time()
-            second = math.ceil(now)  # whole seconds: never set the clock behind (see the reference protocol)
-            if self.services.wait(second - now):
+            second = self.clock_second()
+            if second is None:
                 return
             self.link.write_multiple(UTC_TIME, encode_number("u64", second, LOW))
         except MeterExceptionError as exc:

@@ -175,9 +175,8 @@ class IskraProtocol(MeterProtocol):
         config = self.services.config
         try:
             self.link.write(UTC_OFFSET, [(config.utc_offset_minutes or 0) & 0xFFFF])
-            now = time.time()
-            second = math.ceil(now)  # whole seconds: never set the clock behind (see the reference protocol)
-            if self.services.wait(second - now):
+            second = self.clock_second()
+            if second is None:
                 return
             self.link.write_multiple(UTC_TIME, [second >> 16, second & 0xFFFF])
             self.link.write(TIME_STATUS, [TIME_SET])
@@ -273,6 +272,18 @@ class IskraProtocol(MeterProtocol):
         if len(metadata) > BUFFER_BYTES:
             raise CommandFailed(f"{what} refused: its metadata takes {len(metadata)} bytes, the meter "
                                 f"takes {BUFFER_BYTES}")
+        try:
+            self._begin(req.transaction_id, metadata, what)
+        except CommandFailed:
+            if not self._rebooted():
+                raise
+            # the meter lost its power between the clock check and the 'B' (a link-layer repeat reached
+            # the rebooted meter, which refuses it: time not set): set the clock, write all again, once
+            log.warning("%s: the meter rebooted during the start; setting its clock and starting again", what)
+            self._begin(req.transaction_id, metadata, what)
+        return Started()
+
+    def _begin(self, transaction_id: str, metadata: bytes, what: str) -> None:
         self._check_clock()
         self.link.write(SIGNATURE_FORMAT, [0])
         self.link.write_multiple(METADATA, bytes_to_registers(metadata))
@@ -282,10 +293,16 @@ class IskraProtocol(MeterProtocol):
         except CommandFailed:
             # A 'B' repeated by the link layer after a lost answer is refused (invalid state): if the
             # meter runs this very transaction, the start worked.
-            if self.open_transaction() != req.transaction_id:
+            if self.open_transaction() != transaction_id:
                 raise
             log.info("%s: the meter runs it (a repeated begin was refused)", what)
-        return Started()
+
+    def _rebooted(self) -> bool:
+        """True when the meter says its time is unsynchronised: it lost its power since the clock was set."""
+        try:
+            return self.link.read_holding(TIME_STATUS, 1)[0] == TIME_NOT_SYNCHRONISED
+        except (CommunicationError, MeterExceptionError):
+            return False
 
     def stop(self, transaction_id: str) -> Stopped:
         what = f"stop of {transaction_id!r}"
@@ -303,7 +320,13 @@ class IskraProtocol(MeterProtocol):
 
     def _end(self, transaction_id: str, what: str) -> Stopped:
         self._check_clock()  # after a power failure the meter ends nothing until its time is set
-        self._command(CMD_END, what, state_after={IDLE})
+        try:
+            self._command(CMD_END, what, state_after={IDLE})
+        except CommandFailed:
+            if not self._rebooted():
+                raise
+            log.warning("%s: the meter rebooted during the stop; setting its clock and stopping again", what)
+            return self.stop(transaction_id)
         return Stopped(transaction_id, self._read_record(what))
 
     def close_all(self) -> Stopped | None:

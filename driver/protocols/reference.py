@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from typing import Any, ClassVar
 
 from driver.errors import CommunicationError, MeterExceptionError
@@ -157,9 +156,8 @@ class ReferenceProtocol(MeterProtocol):
         try:
             if config.utc_offset_minutes is not None:
                 self.link.write(reg.CLOCK.address + 2, [config.utc_offset_minutes & 0xFFFF])
-            now = time.time()
-            second = math.ceil(now)
-            if self.services.wait(second - now):
+            second = self.clock_second()
+            if second is None:
                 return
             self.link.write_multiple(reg.CLOCK_TIME, reg.encode_u32(second))
         except MeterExceptionError as exc:

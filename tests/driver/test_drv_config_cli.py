@@ -25,6 +25,9 @@ METER_DRIVER = [str(Path(sys.executable).with_name("meter-driver"))]
         ({"command_timeout": -1}, "command_timeout"),
         ({"publish_interval": -0.5}, "publish_interval"),
         ({"retries": -1}, "retries"),
+        ({"busy_poll": 0}, "busy_poll"),
+        ({"clock_alignment": "yes"}, "clock_alignment"),
+        ({"sync_clock": 1}, "sync_clock"),
     ],
 )
 def test_a_wrong_setting_is_named(change, field):

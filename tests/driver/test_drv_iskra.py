@@ -132,3 +132,53 @@ def _reads(drv):
     except Exception:
         return False
     return True
+
+
+class _PowerCutBefore:
+    """The protocol's link, with the meter power-cycled just before one write reaches it: a reboot
+    between the driver's clock check and its command, as a campaign found (a repeat reached the new
+    meter, which refused it because its time was not set)."""
+
+    def __init__(self, link, meter, address, value):
+        self._link, self._meter, self._target = link, meter, (address, [value])
+        self.cuts = 0
+
+    def __getattr__(self, name):
+        return getattr(self._link, name)
+
+    def write(self, address, values):
+        if self.cuts == 0 and (address, list(values)) == self._target:
+            self.cuts += 1
+            self._meter.control.power_off()
+            self._meter.control.power_on()
+            wait_for(lambda: _booted(self._meter), 10, "the meter to boot")
+        self._link.write(address, values)
+
+
+def _booted(meter):
+    status = meter.status()
+    return status.get("power") == "on" and "energy_register" in status
+
+
+@pytest.mark.parametrize("command", ["start", "stop"])
+def test_a_reboot_just_before_the_command_sets_the_clock_and_commands_again(iskra, make_driver, command):
+    from driver.protocols import iskra as protocol
+
+    drv = iskra_driver(make_driver, iskra)
+    if command == "stop":
+        assert drv.start_transaction(request_for("iskra-tx-rb")).status is OK
+    cut = _PowerCutBefore(drv.protocol.link, iskra, protocol.COMMAND,
+                          protocol.CMD_BEGIN if command == "start" else protocol.CMD_END)
+    drv.protocol.link = cut
+    if command == "start":
+        answer = drv.start_transaction(request_for("iskra-tx-rb"))
+    else:
+        answer = drv.stop_transaction("iskra-tx-rb")
+    assert cut.cuts == 1
+    assert answer.status is OK, answer.error
+    assert iskra.status()["clock_synchronised"] is True
+    if command == "stop":
+        record = answer.signed_meter_value.signed_meter_data
+        assert record == closed(iskra, "iskra-tx-rb")[0]["ocmf"]
+    else:
+        assert iskra.status()["transaction_state"] == 1
