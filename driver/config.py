@@ -42,10 +42,6 @@ class DriverConfig:
     """Published as Powermeter.meter_id; the meter's serial number when None."""
     sync_clock: bool = True
     """Set the meter's clock from this host whenever the meter reports it unsynchronised."""
-    clock_alignment: bool = True
-    """Wait for the next whole second before setting the clock, so the meter's clock is exact; False
-    writes that second at once (the meter runs less than a second ahead, never behind): no wait of up
-    to a second at every power-up, for a fault campaign."""
     utc_offset_minutes: int | None = None
     """Written to clock_utc_offset together with the clock when given."""
     error_namespace: str = "powermeter"
@@ -83,8 +79,7 @@ class DriverConfig:
             value = getattr(self, name)
             if not isinstance(value, int | float) or value <= 0:
                 raise ConfigurationError(f"{name}: {value!r} is not a positive number of seconds")
-        for name in ("sync_clock", "clock_alignment"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigurationError(f"{name}: {getattr(self, name)!r} is not true or false")
+        if not isinstance(self.sync_clock, bool):
+            raise ConfigurationError(f"sync_clock: {self.sync_clock!r} is not true or false")
         if not isinstance(self.publish_interval, int | float) or self.publish_interval < 0:
             raise ConfigurationError(f"publish_interval: {self.publish_interval!r} is negative")

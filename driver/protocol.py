@@ -213,14 +213,16 @@ class MeterProtocol(ABC):
             self.services.pause(self.services.config.busy_poll, what)
 
     def clock_second(self) -> int | None:
-        """The host's time as the whole second to write to a meter clock that holds whole seconds, never
-        behind the host: a truncated time would put the clock up to a second behind, and a second setting
-        (after a reboot) could then date an end reading before its begin. With clock_alignment the write
-        waits for that second to begin (the clock is exact); without, it is written at once and the meter
-        runs less than a second ahead. None when the driver closes meanwhile."""
+        """The host's time as the whole second to write to a meter clock that holds whole seconds, once
+        that second begins, so the meter's clock is exact; None when the driver closes meanwhile.
+
+        Any other instant leaves the clock off by a fraction of a second, and a second setting (after a
+        reboot) off by another: an end reading can then be dated before its begin, and the record fails
+        verification. A fault campaign found this when the clock was written at once, a second ahead at
+        most (docs/reliability.md), so the wait of up to a second after every power-up stays."""
         now = time.time()
         second = math.ceil(now)
-        if self.services.config.clock_alignment and self.services.wait(second - now):
+        if self.services.wait(second - now):
             return None
         return second
 

@@ -189,9 +189,6 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seconds between status reads while the meter works or signs")
     parser.add_argument("--backoff-initial", type=float, default=0.2, help="first reconnect backoff (s)")
     parser.add_argument("--backoff-max", type=float, default=5.0, help="longest reconnect backoff (s)")
-    parser.add_argument("--clock-alignment", action=argparse.BooleanOptionalAction, default=True,
-                        help="wait for the next whole second before setting the meter's clock (default); "
-                             "--no-clock-alignment writes it at once, less than a second ahead")
     parser.add_argument("--publish-interval", type=float, default=1.0,
                         help="seconds between powermeter notifications (told to the rig in ready)")
     parser.add_argument("--error-namespace", choices=["powermeter", "generic"], default="powermeter")
@@ -211,7 +208,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                               retries=args.retries, command_timeout=args.command_timeout,
                               busy_timeout=args.busy_timeout, busy_poll=args.busy_poll,
                               backoff_initial=args.backoff_initial, backoff_max=args.backoff_max,
-                              clock_alignment=args.clock_alignment,
                               publish_interval=args.publish_interval, error_namespace=args.error_namespace)
         server = RpcServer(PowermeterDriver(config), sys.stdout)
         server.serve(sys.stdin)

@@ -26,7 +26,6 @@ METER_DRIVER = [str(Path(sys.executable).with_name("meter-driver"))]
         ({"publish_interval": -0.5}, "publish_interval"),
         ({"retries": -1}, "retries"),
         ({"busy_poll": 0}, "busy_poll"),
-        ({"clock_alignment": "yes"}, "clock_alignment"),
         ({"sync_clock": 1}, "sync_clock"),
     ],
 )
