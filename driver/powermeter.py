@@ -11,6 +11,7 @@ so every command first asks the meter.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 import threading
@@ -435,6 +436,11 @@ class PowermeterDriver:
         )
 
     def _stop_response(self, stopped: Stopped) -> TransactionStopResponse:
+        failures = self._verify(stopped.record, self.public_key_ocmf)
+        if failures and self.public_key_ocmf is not None:
+            again = self._read_again(stopped)
+            if again is not None:
+                stopped, failures = again, []
         signed = self._signed(stopped.record)
         begin = self._begin_records.pop(stopped.transaction_id, None)
         if stopped.begin_record is not None:
@@ -442,7 +448,6 @@ class PowermeterDriver:
         response = TransactionStopResponse(
             TransactionRequestStatus.OK, start_signed_meter_value=begin, signed_meter_value=signed
         )
-        failures = self._verify(stopped.record, signed.public_key)
         if failures:
             response.status = TransactionRequestStatus.UNEXPECTED_ERROR
             response.error = (
@@ -450,6 +455,20 @@ class PowermeterDriver:
                 f"public key: {'; '.join(failures)} (record passed on unchanged)"
             )
         return response
+
+    def _read_again(self, stopped: Stopped) -> Stopped | None:
+        """The record fetched once more when the one read does not verify: a read the meter's power loss
+        tore (its buffer read after it rebooted) is no record of the meter's, and the meter still holds
+        the real one. None when it holds no other record of the transaction that verifies."""
+        fetched = self._require_transactions().fetch(stopped.transaction_id)
+        if fetched is None or fetched.record == stopped.record or self._verify(fetched.record,
+                                                                                self.public_key_ocmf):
+            return None
+        log.warning("the record of %r read did not verify; the one fetched again does (a read torn by a "
+                    "power loss?)", stopped.transaction_id)
+        if fetched.begin_record is None and stopped.begin_record is not None:
+            fetched = dataclasses.replace(fetched, begin_record=stopped.begin_record)
+        return fetched
 
     def _verify(self, record: str, public_key: str | None) -> list[str]:
         """The failed checks of the meter's record (empty when it verifies)."""

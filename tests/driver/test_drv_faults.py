@@ -367,3 +367,39 @@ def test_a_meter_signing_begin_and_end_apart_gives_both_records_with_consecutive
         assert truth[0]["begin_ocmf"] == begin and truth[0]["ocmf"] == end
     finally:
         meter.close()
+
+
+class _RebootBeforeRead:
+    """The protocol's link, with the meter power-cycled just before the first read of its result buffer:
+    the driver read the record's length before the power loss and its bytes after (a campaign finding:
+    a blank record, answered as if it were the meter's, and the real one lost)."""
+
+    def __init__(self, link, meter):
+        self._link, self._meter = link, meter
+        self.cuts = 0
+
+    def __getattr__(self, name):
+        return getattr(self._link, name)
+
+    def read_holding(self, address, count):
+        from driver.protocols.reference_map import RESULT_BUFFER
+
+        if self.cuts == 0 and address == RESULT_BUFFER:
+            self.cuts += 1
+            self._meter.control.power_off()
+            self._meter.control.power_on()
+            wait_for(lambda: (s := self._meter.status()).get("power") == "on" and "energy_register" in s,
+                     10, "the meter to boot")
+        return self._link.read_holding(address, count)
+
+
+def test_a_record_read_torn_by_a_reboot_is_fetched_again(fresh_sim, make_driver):
+    drv = make_driver(fresh_sim.path)
+    assert drv.start_transaction(request_for("drv-torn-1")).status is OK
+    torn = _RebootBeforeRead(drv.protocol.link, fresh_sim)
+    drv.protocol.link = torn
+    response = drv.stop_transaction("drv-torn-1")
+    assert torn.cuts == 1
+    assert response.status is OK, response.error
+    records = [t for t in fresh_sim.status()["closed_transactions"] if t["transaction_id"] == "drv-torn-1"]
+    assert response.signed_meter_value.signed_meter_data == records[0]["ocmf"]
