@@ -111,8 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--first", type=int, default=0, help="index of the first schedule (default 0)")
     p.add_argument("--jobs", type=int, default=2, help="rigs run in parallel, each with its own meter-sim")
     p.add_argument("--timing", choices=sorted(TIMINGS), default="fast",
-                   help="meter-side timing: fast (speed 600, boot 0.1 s, signing 0.05 s; the default) or "
-                        "today (speed 60 and the profile's 1 s boot and 0.2 s signing, as before)")
+                   help="meter-side timing: fast (speed 600, boot 0.1 s, signing 0.02 s, faults of "
+                        "0.02-0.3 s; the default) or today (speed 60, the profile's 1 s boot and 0.2 s "
+                        "signing, faults of 0.05-0.8 s, as before)")
     p.add_argument("--speed", type=float, help="meter-sim speed factor instead of the timing's")
     p.add_argument("--boot-delay", type=float, metavar="S",
                    help="meter boot delay (wall s) instead of the timing's")
@@ -139,7 +140,8 @@ def config_from_args(args: argparse.Namespace) -> RunnerConfig:
     timing = TIMINGS[args.timing]
     timing = Timing(args.speed if args.speed is not None else timing.speed,
                     args.boot_delay if args.boot_delay is not None else timing.boot_delay,
-                    args.signing_delay if args.signing_delay is not None else timing.signing_delay)
+                    args.signing_delay if args.signing_delay is not None else timing.signing_delay,
+                    timing.fault_seconds)
     fail_on = None if args.fail_on_powermeter_errors is None else args.fail_on_powermeter_errors == "true"
     config = RunnerConfig(rig=spec, timing=timing, fail_on_powermeter_errors=fail_on)
     _check_model(config)
@@ -187,12 +189,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"campaign: {exc}", file=sys.stderr)
             return EXIT_USAGE
     else:
-        schedules = [generate(args.seed, i, kinds) for i in range(args.first, args.first + args.schedules)]
+        schedules = [generate(args.seed, i, kinds, config.timing.fault_seconds)
+                     for i in range(args.first, args.first + args.schedules)]
     t = config.timing
     print(f"campaign: {len(schedules)} schedule(s) on {config.rig.path} ({config.rig.driver.described}), "
           f"model {config.model}, seed {args.seed}, {args.jobs} job(s), speed {t.speed:g}, boot delay "
           f"{'profile' if t.boot_delay is None else f'{t.boot_delay:g} s'}, signing delay "
-          f"{'profile' if t.signing_delay is None else f'{t.signing_delay:g} s'}, "
+          f"{'profile' if t.signing_delay is None else f'{t.signing_delay:g} s'}, faults of "
+          f"{t.fault_seconds[0]:g}-{max(t.fault_seconds[1:]):g} s, "
           f"fail_on_powermeter_errors {str(config.stop_on_errors).lower()}", flush=True)
     summary = run_campaign(schedules, min(args.jobs, len(schedules)), config, args.progress_every)
     if summary.failures:

@@ -86,4 +86,5 @@ class Summary:
 
 def failure_json(result: ScheduleResult) -> str:
     """The replayable report of one failing schedule."""
-    return json.dumps({"schedule": result.schedule.to_json(), "violations": result.violations}, indent=1)
+    return json.dumps({"schedule": result.schedule.to_json(), "violations": result.violations,
+                       "log": result.log}, indent=1)

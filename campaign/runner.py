@@ -8,6 +8,7 @@ nothing: pagination and energy are compared with the values at the start of each
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import shutil
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from campaign.invariants import Observation, TxTrace, check
-from campaign.schedule import CHARGE, POWER_LOSSES, FaultPlan, Schedule
+from campaign.schedule import CHARGE, FAULT_SECONDS, POWER_LOSSES, FaultPlan, Schedule
 from campaign.wire import FaultWire
 from driver.errors import DriverError
 from rigs.errors import RigError
@@ -58,7 +59,7 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
 
 @dataclass(frozen=True)
 class Timing:
-    """How fast the meter side runs. The driver's own timing is the rig file's."""
+    """How fast the meter side runs and how long faults last. The driver's own timing is the rig file's."""
 
     speed: float
     """meter-sim's speed factor (simulated seconds a wall second): how fast the sessions charge."""
@@ -66,22 +67,27 @@ class Timing:
     """Wall seconds without answers after power-up; None: the profile's."""
     signing_delay: float | None
     """Wall seconds the meter signs after a stop; None: the profile's."""
+    fault_seconds: tuple[float, float, float] = FAULT_SECONDS
+    """The shortest fault, the longest link cut, the longest power loss (wall s), for generate()."""
 
 
 TIMINGS = {
-    # the campaign as it ran before (rigs/campaign*.py): speed 60, the profiles' 1 s boot, 0.2 s signing
+    # the campaign as it ran before (rigs/campaign*.py): speed 60, the profiles' 1 s boot, 0.2 s signing,
+    # faults of 0.05-0.8 s (link) and 0.05-0.3 s (power)
     "today": Timing(60.0, None, None),
     # ten times the speed-up, the boot delay scaled with it (1 s x 60/600); the signing delay only to
-    # 0.05 s, so a power loss fired at the stop's answer still lands while the meter signs (the fault
-    # thread needs a few ms to reach meter-sim's control socket)
-    "fast": Timing(600.0, 0.1, 0.05),
+    # 0.02 s, so a power loss fired at the stop's answer still lands while the meter signs (the fault
+    # thread needs 1-3 ms to reach meter-sim's control socket). Faults of 0.02-0.3 s (link) and
+    # 0.02-0.15 s (power): still either side of rigs/campaign.toml's 0.2 s of repeats (0.1 s x 2), so
+    # some heal unseen and some raise CommunicationFault.
+    "fast": Timing(600.0, 0.1, 0.02, (0.02, 0.3, 0.15)),
 }
 
 
 class CampaignMeter(MeterSimProcess):
     """meter-sim on the wire's stable pty, noting every exit nobody asked for."""
 
-    def __init__(self, workdir: Path, spec: RigSpec, timing: Timing, port: str) -> None:
+    def __init__(self, workdir: Path, spec: RigSpec, timing: Timing, port: str, standby: bool) -> None:
         extra: list[str] = []
         if timing.boot_delay is not None:
             extra += ["--boot-delay", f"{timing.boot_delay:g}"]
@@ -89,7 +95,7 @@ class CampaignMeter(MeterSimProcess):
             extra += ["--signing-delay", f"{timing.signing_delay:g}"]
         super().__init__(workdir, speed=timing.speed, seed=spec.meter.seed, profile=spec.meter.profile,
                          unit=spec.meter.unit, extra_args=tuple(extra), start_timeout=START_TIMEOUT_S,
-                         port=port)
+                         port=port, standby=standby)
         self.unexpected_exits: list[str] = []
 
     def start(self) -> str:
@@ -121,6 +127,8 @@ class RunnerConfig:
     fail_on_powermeter_errors: bool | None = None
     """EvseManager's setting; None: the rig file's."""
     workdir: Path | None = None
+    standby_meter: bool = True
+    """Keep the next meter-sim loaded and waiting, so a kill's restart costs no Python start (~0.3 s)."""
 
     @property
     def model(self) -> str:
@@ -152,6 +160,8 @@ class ScheduleResult:
     """Sessions EvseManager stopped itself on a CommunicationFault (fail_on_powermeter_errors)."""
     while_signing: int = 0
     """Power losses (power, kill, system) that hit while the meter was signing."""
+    log: list[str] = field(default_factory=list)
+    """What the driver logged and EvseManager got during the schedule (kept for a failing one)."""
 
     @property
     def ok(self) -> bool:
@@ -189,6 +199,20 @@ class _Recorder:
         """Nothing to keep."""
 
 
+class _ScheduleLog(logging.Handler):
+    """The driver's log lines of one schedule, with seconds since it began: a failing schedule's report
+    shows what the driver did (an out-of-process driver's log file is read instead)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.began = time.monotonic()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(f"{time.monotonic() - self.began:7.3f} {record.levelname} {record.name}: "
+                          f"{record.getMessage()}")
+
+
 class CampaignRunner:
     """A meter-sim, a FaultWire and the rig's driver, reused across schedules. Use as a context manager."""
 
@@ -213,7 +237,8 @@ class CampaignRunner:
         self.workdir = config.workdir or Path(tempfile.mkdtemp(prefix="campaign-"))
         # fault points are request kinds as the model's own protocol describes its requests
         self.wire = FaultWire(protocol.request_kind)
-        self.meter = CampaignMeter(self.workdir, spec, config.timing, self.wire.meter_path)
+        self.meter = CampaignMeter(self.workdir, spec, config.timing, self.wire.meter_path,
+                                   config.standby_meter)
         self._faults: queue.Queue[FaultPlan | None] = queue.Queue()
         self._active_faults = 0
         self._fault_lock = threading.Lock()
@@ -428,6 +453,35 @@ class CampaignRunner:
     def run(self, schedule: Schedule) -> ScheduleResult:
         """Run the sessions with the faults armed; then check every invariant."""
         began = time.monotonic()
+        log = _ScheduleLog()
+        logger = logging.getLogger("driver")
+        level, propagate = logger.level, logger.propagate
+        logger.addHandler(log)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False  # kept for the report, not printed by the thousand
+        log_files = {path: path.stat().st_size for path in self.workdir.glob("driver-*.log")}
+        try:
+            result = self._run(schedule)
+        finally:
+            logger.removeHandler(log)
+            logger.setLevel(level)
+            logger.propagate = propagate
+        result.seconds = time.monotonic() - began
+        if not result.ok:
+            result.log = log.lines + self._driver_log_files(log_files) + self._commands_seen
+        return result
+
+    def _driver_log_files(self, sizes: dict[Path, int]) -> list[str]:
+        """What out-of-process drivers wrote to their log files since the sizes were taken."""
+        lines = []
+        for path in sorted(self.workdir.glob("driver-*.log")):
+            with path.open("rb") as f:
+                f.seek(sizes.get(path, 0))
+                lines += [f"{path.name}: {line}" for line in f.read().decode(errors="replace").splitlines()]
+        return lines
+
+    def _run(self, schedule: Schedule) -> ScheduleResult:
+        self._commands_seen: list[str] = []
         self._fired = {}
         self._while_signing = 0
         errors_before = len(self._thread_errors)
@@ -486,7 +540,7 @@ class CampaignRunner:
         duplicated = sum(1 for v in violations if v.startswith("duplicated"))
         return ScheduleResult(
             schedule, violations, dict(self._fired), unfired, len(obs.traces), lost, duplicated,
-            len(obs.crashes), time.monotonic() - began, points, obs.stopped_on_error, self._while_signing,
+            len(obs.crashes), 0.0, points, obs.stopped_on_error, self._while_signing,
         )
 
     def _driver_failure(self) -> str | None:
@@ -497,6 +551,8 @@ class CampaignRunner:
     def _collect(self, obs: Observation) -> None:
         """Every start and stop answer EvseManager got, in order."""
         for name, tx_id, reason, response in self._recorder.take():
+            self._commands_seen.append(f"EvseManager {name}({tx_id!r}) {reason}: {status_name(response)} "
+                                       f"{getattr(response, 'error', '') or ''}".rstrip())
             if name == "stop":
                 obs.received.append((f"stop({reason or 'Local'})", tx_id, response))
 

@@ -30,6 +30,9 @@ POWER_LOSSES = ("power", "kill", "system")
 """The fault kinds after which the meter boots (its power was lost)."""
 MAX_SESSIONS = 4
 MAX_DURATION_S = 3.0
+FAULT_SECONDS = (0.05, 0.8, 0.3)
+"""How long faults last (wall s) unless told: the shortest, the longest link cut, the longest power loss.
+Drawn uniformly, so a fault may heal within the driver's repeats or outlast them."""
 # Typical request and answer lengths of each kind on the wire, to pick a byte inside the frame (the wire
 # clamps cut_after to the frame's real length: a longer value lets the whole frame through).
 _REQUEST_BYTES = {
@@ -165,9 +168,13 @@ class Schedule:
             raise ScheduleError(f"{path}: {exc}") from None
 
 
-def generate(seed: int, index: int, kinds: tuple[str, ...] | None = None) -> Schedule:
+def generate(seed: int, index: int, kinds: tuple[str, ...] | None = None,
+             fault_seconds: tuple[float, float, float] = FAULT_SECONDS) -> Schedule:
     """Schedule `index` of the campaign with `seed`: 1-3 sessions, 1-3 faults at random points of the
-    request kinds `kinds` (default: every kind; a model's protocol has fewer, e.g. the Iskra no txid)."""
+    request kinds `kinds` (default: every kind; a model's protocol has fewer, e.g. the Iskra no txid).
+    `fault_seconds` (shortest, longest link cut, longest power loss) scales only the durations: the same
+    seed and index give the same sessions and fault points whatever it is."""
+    shortest, longest_link, longest_power = fault_seconds
     weights = {k: w for k, w in _KIND_WEIGHTS.items() if kinds is None or k in kinds or k == CHARGE}
     if kinds is not None and not set(kinds) & set(FRAME_KINDS):
         raise ScheduleError(f"no fault point among the request kinds {kinds!r} (known: {FRAME_KINDS})")
@@ -194,7 +201,7 @@ def generate(seed: int, index: int, kinds: tuple[str, ...] | None = None) -> Sch
             cut_after = rng.randint(0, _ANSWER_BYTES[kind])
         most = len(sessions) * (3 if kind == "record" else 1)
         occurrence = rng.randint(1, max(1, most))
-        duration = round(rng.uniform(0.05, 0.8 if fault == "link" else 0.3), 3)
+        duration = round(rng.uniform(shortest, longest_link if fault == "link" else longest_power), 3)
         faults.append(FaultPlan(fault, Trigger(kind, occurrence, phase, cut_after), duration))
     return Schedule(seed, index, sessions, tuple(faults))
 

@@ -67,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--load-profile", choices=["ev"], help="an EV charging profile instead of --load-w")
     p.add_argument("--phase-order", choices=["cw", "ccw"], default="cw", help="phase rotation (default cw)")
     p.add_argument(
+        "--standby",
+        action="store_true",
+        help="load everything, then wait for a line on stdin before the meter powers up (exit at EOF): "
+        "a rig that restarts a killed meter-sim keeps one waiting, so a power-up costs no Python start",
+    )
+    p.add_argument(
         "--boot-delay",
         type=float,
         metavar="S",
@@ -113,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         profile = dataclasses.replace(profile, boot_delay_s=args.boot_delay)
     if args.signing_delay is not None:
         profile = dataclasses.replace(profile, signing_delay_s=args.signing_delay)
+    if args.standby and not sys.stdin.readline():
+        return 0  # nobody needs this meter any more
     try:
         return asyncio.run(_serve(args, profile))
     except SimulatorError as exc:

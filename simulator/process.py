@@ -59,6 +59,7 @@ class MeterSimProcess:
         start_timeout: float = 20.0,
         port: str | None = None,
         control_timeout: float = 5.0,
+        standby: bool = False,
     ) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -81,13 +82,24 @@ class MeterSimProcess:
         self.path = ""
         self._log: IO[bytes] = open(self.log_path, "ab")  # closed in close()
         self._drain: threading.Thread | None = None
+        self.standby = standby
+        """Keep the next meter-sim loaded and waiting (meter-sim --standby), for fast restarts."""
+        self._spare: subprocess.Popen[bytes] | None = None
 
     def start(self) -> str:
-        """Start meter-sim; return its driver-side device path once its control socket answers."""
+        """Start meter-sim; return its driver-side device path once its control socket answers. With
+        standby, a meter-sim already loaded and waiting is told to go, and the next one starts loading."""
         Path(self.socket_path).unlink(missing_ok=True)
-        self.process = subprocess.Popen(
-            self.command, stdout=subprocess.PIPE, stderr=self._log, stdin=subprocess.DEVNULL
-        )
+        if self.standby:
+            self.process, self._spare = self._spare or self._spawn(), None
+            try:
+                assert self.process.stdin is not None
+                self.process.stdin.write(b"go\n")
+                self.process.stdin.flush()
+            except OSError:
+                pass  # it died waiting: _first_line reports how
+        else:
+            self.process = self._spawn()
         try:
             self.path = self._first_line()
             self._drain = threading.Thread(target=self._copy_rest, daemon=True, name="meter-sim-stdout")
@@ -96,20 +108,45 @@ class MeterSimProcess:
         except BaseException:
             self._stop(signal.SIGKILL)
             raise
+        if self.standby:
+            self._spare = self._spawn()
         return self.path
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [*self.command, "--standby"] if self.standby else self.command,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            stdin=subprocess.PIPE if self.standby else subprocess.DEVNULL,
+        )
 
     @property
     def alive(self) -> bool:
         """True while the process runs."""
         return self.process is not None and self.process.poll() is None
 
+    @property
+    def spare(self) -> subprocess.Popen[bytes] | None:
+        """The meter-sim kept loaded and waiting for the next start (standby), None without."""
+        return self._spare
+
     def kill(self) -> None:
         """SIGKILL: the meter loses its power at whatever instruction it was running."""
         self._stop(signal.SIGKILL)
 
     def close(self) -> None:
-        """Stop meter-sim cleanly (SIGTERM, SIGKILL if it hangs) and close the log."""
+        """Stop meter-sim cleanly (SIGTERM, SIGKILL if it hangs), and a waiting one; close the log."""
         self._stop(signal.SIGTERM)
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            for stream in (spare.stdin, spare.stdout):
+                if stream is not None:
+                    stream.close()  # EOF on stdin: it exits without powering up
+            try:
+                spare.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                spare.kill()
+                spare.wait(timeout=5)
         self._log.close()
 
     def log_tail(self, lines: int = 3) -> str:
@@ -194,7 +231,7 @@ class MeterSimProcess:
                     ) from None
                 if not self.alive:
                     raise LaunchError(f"meter-sim exited while starting: {self.log_tail()}") from None
-                time.sleep(0.02)
+                time.sleep(0.005)
 
     def _stop(self, how: signal.Signals) -> None:
         process, self.process = self.process, None
@@ -210,5 +247,6 @@ class MeterSimProcess:
         if self._drain is not None:  # the pipe is at EOF once the process is gone
             self._drain.join(timeout=5)
             self._drain = None
-        if process.stdout is not None:
-            process.stdout.close()
+        for stream in (process.stdout, process.stdin):
+            if stream is not None:
+                stream.close()

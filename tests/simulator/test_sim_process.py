@@ -9,8 +9,9 @@ import pytest
 from simulator import LaunchError, MeterSimProcess
 
 
-def test_kill_and_restart_is_a_power_loss_on_the_same_state():
-    with MeterSimProcess(tempfile.mkdtemp(prefix="proc-"), speed=60, seed=3) as meter:
+@pytest.mark.parametrize("standby", [False, True], ids=["new-process", "standby"])
+def test_kill_and_restart_is_a_power_loss_on_the_same_state(standby):
+    with MeterSimProcess(tempfile.mkdtemp(prefix="proc-"), speed=60, seed=3, standby=standby) as meter:
         assert meter.path.startswith("/dev/pts/")
         first = meter.control.status()
         assert first["boot_count"] == 1
@@ -23,7 +24,11 @@ def test_kill_and_restart_is_a_power_loss_on_the_same_state():
         assert again["serial"] == first["serial"]
         assert again["energy_wh"] >= first["energy_wh"]
         assert meter.tracebacks() == []
+        waiting = meter.spare
+        assert (waiting is not None and waiting.poll() is None) == standby
     assert not meter.alive
+    if standby:
+        assert waiting.poll() == 0  # the one kept waiting exits at EOF without powering up
 
 
 def test_a_meter_sim_that_cannot_start_is_a_launch_error_naming_why():
