@@ -156,9 +156,6 @@ def _check_model(config: RunnerConfig) -> None:
         with_tx = [name for name, p in PROTOCOLS.items() if "transactions" in p.features]
         raise RigError(f"model {config.model!r}: not a meter model with transactions (models with "
                        f"transactions: {', '.join(with_tx)})")
-    if "separate_begin_end" in protocol.features:
-        raise RigError(f"model {config.model!r} signs begin and end as separate records: the campaign's "
-                       "invariants do not check begin records and their pagination yet")
     if config.rig.meter.kind != "simulator":
         raise RigError(f"{config.rig.path}: meter.kind is {config.rig.meter.kind!r}: the campaign needs a "
                        "simulated meter, whose control socket gives the ground truth")

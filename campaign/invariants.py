@@ -45,6 +45,8 @@ class Observation:
     traces: list[TxTrace] = field(default_factory=list)
     received: list[tuple[str, str, Any]] = field(default_factory=list)
     """(which call, the id it was for, the TransactionStopResponse)."""
+    begins: list[tuple[str, str, str]] = field(default_factory=list)
+    """(which call, the id it was for, a begin record it carried): a meter that signs begin and end apart."""
     last_id: str | None = None
     failures: list[str] = field(default_factory=list)
     crashes: list[str] = field(default_factory=list)
@@ -60,6 +62,8 @@ def record_of(response: Any) -> str | None:
     return None if signed is None else signed.signed_meter_data
 
 
+SEPARATE_BEGIN_END = "separate_begin_end"
+"""A model feature: begin and end are signed as two records (T<n> and T<n+1>), each with one reading."""
 ENDS_ON_POWER_LOSS = "ends_on_power_loss"
 """A model feature (driver/protocol.py): a power loss ends the running transaction at that instant."""
 
@@ -81,6 +85,7 @@ def _check(obs: Observation, truth: dict[str, Any], features: frozenset[str]) ->
     from driver import ocmf
 
     ended_by_loss = ENDS_ON_POWER_LOSS in features
+    apart = SEPARATE_BEGIN_END in features
     problems: list[str] = [f"crash: {c}" for c in obs.crashes]
     problems += [f"failed: {f}" for f in obs.failures]
     ours = {t.transaction_id: t for t in obs.traces}
@@ -126,6 +131,18 @@ def _check(obs: Observation, truth: dict[str, Any], features: frozenset[str]) ->
             problems.append(f"duplicated: {call} of {asked_id!r} returned the record of {tx_id}")
         delivered[tx_id].add(text)
 
+    by_begin = {c.get("begin_ocmf"): c["transaction_id"] for c in signed_by_meter if c.get("begin_ocmf")}
+    begins: dict[str, set[str]] = {}
+    for call, asked_id, text in obs.begins if apart else []:
+        tx_id = by_begin.get(text)
+        if tx_id is None:
+            problems.append(f"invalid: {call} of {asked_id!r} carried a begin record the meter never signed "
+                            f"for this schedule: {text[:80]}...")
+        elif asked_id and asked_id != tx_id:
+            problems.append(f"duplicated: {call} of {asked_id!r} carried the begin record of {tx_id}")
+        else:
+            begins.setdefault(tx_id, set()).add(text)
+
     for tx_id, trace in ours.items():
         meter_tx = closed.get(tx_id)
         texts = delivered[tx_id]
@@ -147,10 +164,16 @@ def _check(obs: Observation, truth: dict[str, Any], features: frozenset[str]) ->
             continue
         if len(texts) > 1:
             problems.append(f"duplicated: transaction {tx_id} delivered {len(texts)} different records")
+        if apart:
+            problems += _check_apart(tx_id, next(iter(texts)), begins.get(tx_id, set()), meter_tx, trace,
+                                     obs.public_key, ocmf, registers_per_kwh(truth))
+            continue
         problems += _check_record(tx_id, next(iter(texts)), meter_tx, trace, obs.public_key, ocmf,
                                   registers_per_kwh(truth), ended_by_loss and trace.power_lost)
 
     paginations = sorted(c["pagination"] for c in signed_by_meter)
+    if apart:  # each transaction counts twice: its begin record, then its end record
+        paginations = sorted(paginations + [c["begin_pagination"] for c in signed_by_meter])
     expected = list(range(obs.pagination_before + 1, int(truth.get("pagination", 0)) + 1))
     if paginations != expected:
         problems.append(
@@ -165,6 +188,44 @@ def _check(obs: Observation, truth: dict[str, Any], features: frozenset[str]) ->
             f"fault: CommunicationFault raised {raised} times, cleared {cleared} times "
             "after the meter came back"
         )
+    return problems
+
+
+def _check_apart(
+    tx_id: str, end_text: str, begin_texts: set[str], meter_tx: dict[str, Any], trace: TxTrace,
+    public_key: str, ocmf: Any, per_kwh: Decimal,
+) -> list[str]:
+    """A transaction signed as two records: the begin record delivered (with the start or the stop), each
+    verifying, with one reading each, their energy the ground truth's and inside the bracket around the
+    command that took it, their pagination the meter's."""
+    if not begin_texts:
+        return [f"lost: the begin record of {tx_id} (pagination {meter_tx['begin_pagination']}) was signed "
+                "by the meter but EvseManager never received it"]
+    problems = []
+    if len(begin_texts) > 1:
+        problems.append(f"duplicated: transaction {tx_id} delivered {len(begin_texts)} begin records")
+    for name, text, pagination, register, low, high in (
+        ("begin", next(iter(begin_texts)), meter_tx["begin_pagination"], meter_tx["begin_register"],
+         trace.begin_low, trace.begin_high),
+        ("end", end_text, meter_tx["pagination"], meter_tx["end_register"], trace.end_low, trace.end_high),
+    ):
+        result = ocmf.verify(text, public_key)
+        if not result.valid:
+            failures = "; ".join(result.failures)
+            problems.append(f"invalid: {name} record of {tx_id} does not verify: {failures}")
+        readings = [r for r in result.record.readings if r.value is not None]
+        if len(readings) != 1:
+            problems.append(f"invalid: {name} record of {tx_id} has {len(readings)} readings, needs one")
+            continue
+        value = int(readings[0].value * per_kwh)
+        if value != register:
+            problems.append(f"energy: {name} record of {tx_id} says {value}, the ground truth {register}")
+        if low is None or high is None or not low <= value <= high:
+            problems.append(f"energy: {name} reading of {tx_id} is {value}, outside the ground truth "
+                            f"{low}..{high} around the command that took it")
+        if result.record.pagination != f"T{pagination}":
+            problems.append(f"pagination: {name} record of {tx_id} has PG {result.record.pagination}, "
+                            f"the meter T{pagination}")
     return problems
 
 

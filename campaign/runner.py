@@ -555,6 +555,12 @@ class CampaignRunner:
                                        f"{getattr(response, 'error', '') or ''}".rstrip())
             if name == "stop":
                 obs.received.append((f"stop({reason or 'Local'})", tx_id, response))
+            # a meter that signs begin and end apart: the begin record comes with the start's answer,
+            # or with the stop's (start_signed_meter_value, fetched again after a reboot)
+            begin = getattr(response, "signed_meter_value" if name == "start" else "start_signed_meter_value",
+                            None)
+            if begin is not None:
+                obs.begins.append((f"{name}({reason or 'Local'})", tx_id, begin.signed_meter_data))
 
     def _session(self, schedule: Schedule, number: int, power_w: float, charge: int, obs: Observation,
                  charge_faults: list[Callable[[], None]]) -> None:

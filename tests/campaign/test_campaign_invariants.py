@@ -142,3 +142,66 @@ def test_a_failed_stop_and_a_crash_are_reported():
     case.obs.received.append(("stop", "tx-1", response(None, "UNEXPECTED_ERROR")))
     case.obs.crashes.append("thread powermeter-publisher died: RuntimeError: boom")
     assert kinds(check(case.obs, case.truth)) == {"failed", "crash"}
+
+
+# ---- a meter that signs begin and end apart (reference-sr): two records a transaction ------------------
+APART = frozenset({"transactions", "separate_begin_end"})
+
+
+def signed_apart(pagination: int, value: int, which: str) -> str:
+    reading = Reading(value, value / 10, TM_BEGIN if which == "begin" else TM_END)
+    data = RecordData(pagination, "meter-hil", "EICH-REF-3", "MHIL00000001", "1.0.0",
+                      Identification(status=1, data="TAG"),
+                      reading if which == "begin" else None, reading if which == "end" else None)
+    return sign_record(build_payload(data), KEY, "secp256r1")
+
+
+def apart_case() -> Case:
+    """Two transactions, T5/T6 and T7/T8; the first begin came with its start, the second with its stop."""
+    obs = Observation(pagination_before=4, public_key=PUBLIC)
+    truth = {"pagination": 8, "open_transaction_id": "", "transaction_state": 0, "signing": False,
+             "energy_resolution_wh": 0.1, "closed_transactions": []}
+    for number, (begin, end) in enumerate([(100, 130), (130, 170)]):
+        tx_id = f"tx-{number}"
+        first = 5 + 2 * number
+        begin_text, end_text = signed_apart(first, begin, "begin"), signed_apart(first + 1, end, "end")
+        obs.traces.append(TxTrace(tx_id, begin_low=begin, begin_high=begin, end_low=end, end_high=end))
+        obs.begins.append(("start" if number == 0 else "stop(Local)", tx_id, begin_text))
+        obs.received.append(("stop", tx_id, response(end_text)))
+        truth["closed_transactions"].append({
+            "transaction_id": tx_id, "begin_pagination": first, "pagination": first + 1,
+            "begin_register": begin, "end_register": end, "ocmf": end_text, "begin_ocmf": begin_text})
+    return Case(obs, truth)
+
+
+def test_records_signed_apart_that_kept_every_promise_pass():
+    case = apart_case()
+    assert check(case.obs, case.truth, APART) == []
+
+
+def test_a_begin_record_never_received_is_lost():
+    case = apart_case()
+    del case.obs.begins[1]
+    problems = check(case.obs, case.truth, APART)
+    assert kinds(problems) == {"lost"} and "begin record of tx-1" in problems[0]
+
+
+def test_a_begin_record_of_another_transaction_is_a_duplicate():
+    case = apart_case()
+    _, _, text = case.obs.begins[0]
+    case.obs.begins.append(("start", "tx-1", text))
+    assert "duplicated" in kinds(check(case.obs, case.truth, APART))
+
+
+def test_a_begin_record_with_the_wrong_energy_or_pagination_is_caught():
+    case = apart_case()
+    tx = case.truth["closed_transactions"][0]
+    tx["begin_register"] += 1
+    tx["begin_pagination"] += 10
+    assert kinds(check(case.obs, case.truth, APART)) == {"energy", "pagination"}
+
+
+def test_records_signed_apart_count_two_numbers_a_transaction():
+    case = apart_case()
+    case.truth["pagination"] = 7  # the meter counted one number fewer than the records carry
+    assert kinds(check(case.obs, case.truth, APART)) == {"pagination"}
