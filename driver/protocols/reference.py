@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
 
 from driver.errors import CommunicationError, MeterExceptionError
 from driver.events import ErrorType
@@ -29,6 +30,7 @@ from driver.types import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 VENDOR = "meter-hil"
 
 
@@ -226,7 +228,30 @@ class ReferenceProtocol(MeterProtocol):
         state = self._block(reg.TRANSACTION_STATE)
         return state["open_transaction_id"] or None
 
+    def _again_after_reboot(self, what: str, attempt: Callable[[], T]) -> T:
+        """Run attempt; when the meter refused it because it rebooted meanwhile (the identification or id
+        written before the command is gone with its power), run it once more."""
+        reboots = self.reboots_seen
+        try:
+            return attempt()
+        except CommandFailed:
+            if not self._rebooted_since(reboots):
+                raise
+            log.warning("%s: the meter rebooted during it; once more", what)
+            return attempt()
+
+    def _rebooted_since(self, reboots: int) -> bool:
+        """True when the meter rebooted since reboots_seen was `reboots` (reads its status to notice)."""
+        try:
+            self._read_status()
+        except (CommunicationError, MeterExceptionError):
+            return False
+        return self.reboots_seen != reboots
+
     def start(self, req: TransactionReq) -> Started:
+        return self._again_after_reboot(f"start of {req.transaction_id!r}", lambda: self._start_once(req))
+
+    def _start_once(self, req: TransactionReq) -> Started:
         status = self._read_status()
         state = self._block(reg.TRANSACTION_STATE)
         if status["transaction_state"] != reg.STATE_IDLE:
@@ -266,6 +291,10 @@ class ReferenceProtocol(MeterProtocol):
         )
 
     def stop(self, transaction_id: str) -> Stopped:
+        return self._again_after_reboot(f"stop of {transaction_id!r}",
+                                        lambda: self._stop_once(transaction_id))
+
+    def _stop_once(self, transaction_id: str) -> Stopped:
         self._read_status()  # notices a reboot before the command
         self.link.write(reg.TRANSACTION_ID, reg.encode_string(transaction_id, reg.TRANSACTION_ID_REGS))
         state = self._run_command(reg.CMD_STOP, f"stop of {transaction_id!r}")
@@ -276,6 +305,10 @@ class ReferenceProtocol(MeterProtocol):
         return None  # the record is fetched by the id the policy saw open
 
     def fetch(self, transaction_id: str) -> Stopped | None:
+        return self._again_after_reboot(f"fetch of {transaction_id!r}",
+                                        lambda: self._fetch_once(transaction_id))
+
+    def _fetch_once(self, transaction_id: str) -> Stopped | None:
         self.link.write(reg.TRANSACTION_ID, reg.encode_string(transaction_id, reg.TRANSACTION_ID_REGS))
         state = self._run_command(reg.CMD_FETCH, f"fetch of the record of {transaction_id!r}")
         return Stopped(transaction_id, self._read_record(state), self._begin_record(transaction_id))
