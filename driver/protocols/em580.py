@@ -272,7 +272,14 @@ class Em580Protocol(MeterProtocol):
         record = self._record(ocmf["size"], what)
         stopped = Stopped(self._record_id(record), record)
         self._confirmed = stopped
-        self.link.write_multiple(OCMF_STATE, [NOT_READY])
+        try:
+            self.link.write_multiple(OCMF_STATE, [NOT_READY])
+        except MeterExceptionError as exc:
+            # a confirmation the link layer repeated after its answer was lost is refused (the file is
+            # no longer READY): the first one went through
+            if exc.code == 6 or self._ocmf()["state"] != NOT_READY:
+                raise
+            log.info("%s: the meter took the confirmation (a repeated one was refused)", what)
         return stopped
 
     def open_transaction(self) -> str | None:

@@ -112,3 +112,36 @@ def test_device_state_bits_raise_a_vendor_error_that_clears(em580, make_driver):
     em580.control.set_device_state(0)
     wait_for(lambda: any(e.type is ErrorType.VENDOR_ERROR and not e.raised for e in events), 10,
              "VendorError cleared")
+
+
+class _ConfirmAnswerLost:
+    """The protocol's link, where the answer to the record's confirmation (OCMF state := NOT_READY) is
+    lost and the link layer writes it again: the real meter refuses the repeat (exception 03), as a
+    campaign found, since its file is no longer READY."""
+
+    def __init__(self, link):
+        self._link = link
+        self.repeats = 0
+
+    def __getattr__(self, name):
+        return getattr(self._link, name)
+
+    def write_multiple(self, address, values):
+        from driver.protocols.em580 import NOT_READY, OCMF_STATE
+
+        self._link.write_multiple(address, values)
+        if self.repeats == 0 and address == OCMF_STATE and list(values) == [NOT_READY]:
+            self.repeats += 1
+            self._link.write_multiple(address, values)  # the repeat: the meter's exception is raised
+
+
+def test_a_confirmation_repeated_after_its_answer_was_lost_is_not_a_failure(em580, make_driver):
+    drv = em580_driver(make_driver, em580)
+    assert drv.start_transaction(request_for("em-confirm-1")).status is OK
+    lost = _ConfirmAnswerLost(drv.protocol.link)
+    drv.protocol.link = lost
+    stopped = drv.stop_transaction("em-confirm-1")
+    assert lost.repeats == 1
+    assert stopped.status is OK, stopped.error
+    assert stopped.signed_meter_value.signed_meter_data == closed(em580, "em-confirm-1")[0]["ocmf"]
+    assert em580.status()["transaction_state"] == 0
