@@ -249,6 +249,8 @@ class CampaignRunner:
         self._old_excepthook = threading.excepthook
         self._executor = threading.Thread(target=self._run_faults, name="campaign-faults", daemon=True)
         self._recorder = _Recorder()
+        self._worker: threading.Thread | None = None
+        """The thread of the driver command running now (_call), for a whole-system failure to wait out."""
         self._obs: Observation | None = None
         self._tracebacks = 0
         self._drivers = 0
@@ -359,6 +361,20 @@ class CampaignRunner:
                 with self._fault_lock:
                     self._active_faults -= 1
 
+    def _charger_off(self) -> None:
+        """The whole charger lost its power: its driver stops before the meter comes back. A process
+        driver is killed; an in-process one is closed and its running command let run out (its next
+        pause ends it), so that no repeat of the dead charger's reaches the rebooted meter (one did:
+        it confirmed an EM580's READY record, which the booting charger then never got)."""
+        evse, driver, worker = self.evse, self.driver, self._worker
+        if evse is not None:
+            evse.close()
+        if driver is not None:
+            kill = getattr(driver, "kill", None)
+            (kill or driver.close)()
+        if worker is not None:
+            worker.join(timeout=CALL_TIMEOUT_S)
+
     def _signing_now(self) -> None:
         try:
             if self.meter.control.status().get("signing"):
@@ -380,6 +396,8 @@ class CampaignRunner:
                 self._system_failure.set()
             self._signing_now()
             self.meter.kill()
+            if plan.kind == "system":
+                self._charger_off()
             self.wire.flush()  # what the killed meter had not read dies with it
             pause.wait(plan.duration_s)
             self.meter.start()
@@ -399,6 +417,7 @@ class CampaignRunner:
                 box["error"] = exc
 
         worker = threading.Thread(target=work, name="campaign-command", daemon=True)
+        self._worker = worker
         worker.start()
         deadline = time.monotonic() + CALL_TIMEOUT_S
         while worker.is_alive():
@@ -682,6 +701,10 @@ class CampaignRunner:
             wait_until(cleared, SETTLE_TIMEOUT_S, "the CommunicationFault to clear")
         except RigError:
             pass  # reported by the invariant below
+        # a stop on error racing the session's own stop: its answer belongs to this schedule
+        if not evse.wait_idle(SETTLE_TIMEOUT_S):
+            obs.failures.append(f"EvseManager's stop-on-error worker still ran {SETTLE_TIMEOUT_S:g} s after "
+                                "the schedule's last command")
         events = evse.events.errors
         taken = len(events)  # an event appended meanwhile stays for the next schedule
         obs.errors = [(str(e.type).rsplit("/", 1)[-1], e.raised) for e in events[:taken]]

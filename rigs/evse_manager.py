@@ -125,6 +125,17 @@ class EvseManager:
         """stop_transaction(id) outside any session (an id the charger never started, say)."""
         return self._call("stop", transaction_id, reason)
 
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait for the stop-on-error worker to end (it ends once its session is closed, also by another
+        stop); False when it still runs after timeout. A rig takes the timeline only then, so that no
+        late answer of the worker lands in the next test's."""
+        worker = self._worker
+        if worker is None:
+            return True
+        self._wake.set()
+        worker.join(timeout)
+        return not worker.is_alive()
+
     def close(self) -> None:
         """Stop the worker thread (the driver itself belongs to the rig)."""
         self._closing = True
