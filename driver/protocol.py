@@ -9,15 +9,16 @@ A protocol raises; the policy turns what it raises into EVerest's answers.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
-from driver.errors import DriverError
+from driver.errors import CommunicationError, DriverError, MeterExceptionError
 from driver.types import (
     Current,
     Energy,
@@ -32,6 +33,9 @@ from driver.types import (
 if TYPE_CHECKING:
     from driver.config import DriverConfig
     from driver.events import ErrorType
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class CommandFailed(DriverError):
@@ -135,6 +139,9 @@ class MeterProtocol(ABC):
         self.identity: MeterIdentity | None = None
         self.status_lock = threading.RLock()
         """Held while noticing a reboot and setting the clock: the publisher and a command both look."""
+        self.reboots_seen = 0
+        """Reboots of the meter this driver noticed (each time its clock was set again, or its boot
+        count moved)."""
 
     @classmethod
     def request_kind(cls, function_code: int, address: int, values: list[int]) -> str | None:
@@ -194,7 +201,29 @@ class MeterProtocol(ABC):
     def fetch(self, transaction_id: str) -> Stopped | None:
         """The stored record of a closed transaction, None when the meter holds none for it."""
 
+    def notice_reboot(self) -> None:
+        """Read what tells that the meter rebooted, count it in reboots_seen and set the clock again; a
+        protocol whose meter can tell overrides this (the default notices nothing)."""
+        return None
+
     # --- helpers for subclasses ----------------------------------------------------------------
+
+    def again_after_reboot(self, what: str, attempt: Callable[[], T]) -> T:
+        """Run attempt; when the meter refused it because it rebooted meanwhile (what was written before
+        the command, or the clock, is gone with its power), run it once more. A campaign found each
+        model refusing a command whose first writes reached the meter before its power loss."""
+        reboots = self.reboots_seen
+        try:
+            return attempt()
+        except CommandFailed:
+            try:
+                self.notice_reboot()
+            except (CommunicationError, MeterExceptionError):
+                raise CommandFailed(f"{what} failed, and the meter did not answer after it") from None
+            if self.reboots_seen == reboots:
+                raise
+            log.warning("%s: the meter rebooted during it; once more", what)
+            return attempt()
 
     def poll(self, what: str, read: Callable[[], int], done: Callable[[int], bool],
              failed: Callable[[int], str | None], timeout: float | None = None) -> int:

@@ -143,9 +143,10 @@ class Em580Protocol(MeterProtocol):
         super().__init__(link, services)
         self._public_key: bytes | None = None
         self._year = 0
-        self.reboots_seen = 0
         self._clock_set_once = False
-        self._confirmed: Stopped | None = None  # the last record confirmed away, for a repeated command
+        self._delivered: Stopped | None = None
+        """The last READY record this driver answered with: confirmed away only at the next start, so a
+        charger that dies between reading it and passing it on finds it again at its boot."""
 
     @classmethod
     def probe(cls, link: RegisterLink) -> tuple[bool, str]:
@@ -266,12 +267,17 @@ class Em580Protocol(MeterProtocol):
             return ""
         return transaction_id_of(payload.get("TT")) if isinstance(payload, dict) else ""
 
-    def _take_ready(self, what: str) -> Stopped:
-        """Read the READY file and confirm it (state 0); the record is kept for a repeated command."""
+    def _read_ready(self, what: str) -> Stopped:
+        """Read the READY file, leaving it READY: it is confirmed only once the record was answered (at the
+        next start), so a repeated command, or a rebooted charger's stop(last id), gets the same record."""
         ocmf = self._ocmf()
         record = self._record(ocmf["size"], what)
         stopped = Stopped(self._record_id(record), record)
-        self._confirmed = stopped
+        self._delivered = stopped
+        return stopped
+
+    def _confirm(self, what: str) -> None:
+        """Confirm the READY record away (OCMF state 0): the meter takes a new transaction only then."""
         try:
             self.link.write_multiple(OCMF_STATE, [NOT_READY])
         except MeterExceptionError as exc:
@@ -280,12 +286,17 @@ class Em580Protocol(MeterProtocol):
             if exc.code == 6 or self._ocmf()["state"] != NOT_READY:
                 raise
             log.info("%s: the meter took the confirmation (a repeated one was refused)", what)
-        return stopped
 
     def open_transaction(self) -> str | None:
         return self._running_id() if self._ocmf()["state"] == RUNNING else None
 
+    def notice_reboot(self) -> None:
+        self._check_clock()
+
     def start(self, req: TransactionReq) -> Started:
+        return self.again_after_reboot(f"start of {req.transaction_id!r}", lambda: self._start_once(req))
+
+    def _start_once(self, req: TransactionReq) -> Started:
         what = f"start of {req.transaction_id!r}"
         state = self._ocmf()["state"]
         if state == RUNNING:
@@ -296,12 +307,17 @@ class Em580Protocol(MeterProtocol):
             raise CommandFailed(f"{what} refused: transaction {_named(running)} still runs in "
                                 "the meter; stop it first")
         if state == READY:
-            pending = self._record_id(self._record(self._ocmf()["size"], what))
-            if pending == req.transaction_id:  # began, then ended by a power loss before the answer came
-                raise CommandFailed(f"{what}: the meter began it, but a power loss ended it; its record "
-                                    f"waits for a stop of {pending!r}")
-            raise CommandFailed(f"{what} refused: the meter holds the unconfirmed record of transaction "
-                                f"{_named(pending)}; a stop of it or stop(\"\") takes it first")
+            record = self._record(self._ocmf()["size"], what)
+            pending = self._record_id(record)
+            if self._delivered is None or self._delivered.record != record:
+                if pending == req.transaction_id:  # began, then ended by a power loss before the answer
+                    raise CommandFailed(f"{what}: the meter began it, but a power loss ended it; its record "
+                                        f"waits for a stop of {pending!r}")
+                raise CommandFailed(f"{what} refused: the meter holds the record of transaction "
+                                    f"{_named(pending)}, not passed on yet; a stop of it or stop(\"\") "
+                                    "takes it first")
+            self._confirm(what)  # the record was answered: the meter may forget it now
+            state = self._ocmf()["state"]
         if state != NOT_READY:
             raise CommandFailed(f"{what} refused: OCMF state {STATE_NAMES.get(state, state)}")
         level = NOT_GIVEN if req.identification_level is None else list(OCMFIdentificationLevel).index(
@@ -330,6 +346,9 @@ class Em580Protocol(MeterProtocol):
         return Started()
 
     def stop(self, transaction_id: str) -> Stopped:
+        return self.again_after_reboot(f"stop of {transaction_id!r}", lambda: self._stop_once(transaction_id))
+
+    def _stop_once(self, transaction_id: str) -> Stopped:
         what = f"stop of {transaction_id!r}"
         state = self._ocmf()["state"]
         if state == RUNNING:
@@ -343,9 +362,9 @@ class Em580Protocol(MeterProtocol):
             if pending != transaction_id:
                 raise CommandFailed(f"{what} refused: transaction id mismatch: the meter's pending record "
                                     f"is of {_named(pending)}")
-            return self._take_ready(what)
-        if self._confirmed is not None and self._confirmed.transaction_id == transaction_id:
-            return self._confirmed  # the confirmation's answer was lost: the record is the one read before
+            return self._read_ready(what)
+        if self._delivered is not None and self._delivered.transaction_id == transaction_id:
+            return self._delivered  # confirmed by a later start: the record is the one answered before
         raise CommandFailed(f"{what} refused: no transaction runs in the meter and it holds no record of "
                             f"{transaction_id!r} (OCMF state {STATE_NAMES.get(state, state)})")
 
@@ -360,21 +379,21 @@ class Em580Protocol(MeterProtocol):
                 raise CommandFailed(f"{what} refused: {exc}") from None
         self.poll(what, lambda: int(self._ocmf()["state"]), lambda s: s == READY,
                   lambda s: "OCMF state CORRUPTED" if s == CORRUPTED else None)
-        return self._take_ready(what)
+        return self._read_ready(what)
 
     def close_all(self) -> Stopped | None:
         state = self._ocmf()["state"]
         if state == RUNNING:
             return self._end("stop of every pending transaction")
         if state == READY:
-            return self._take_ready("stop of every pending transaction")
+            return self._read_ready("stop of every pending transaction")
         return None
 
     def fetch(self, transaction_id: str) -> Stopped | None:
         if self._ocmf()["state"] == READY:
             record = self._record(self._ocmf()["size"], f"fetch of {transaction_id!r}")
             if self._record_id(record) == transaction_id:
-                return self._take_ready(f"fetch of {transaction_id!r}")
-        if self._confirmed is not None and self._confirmed.transaction_id == transaction_id:
-            return self._confirmed
+                return self._read_ready(f"fetch of {transaction_id!r}")
+        if self._delivered is not None and self._delivered.transaction_id == transaction_id:
+            return self._delivered
         return None

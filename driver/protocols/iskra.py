@@ -120,7 +120,6 @@ class IskraProtocol(MeterProtocol):
     def __init__(self, link: RegisterLink, services: Any) -> None:
         super().__init__(link, services)
         self._public_key: bytes | None = None
-        self.reboots_seen = 0
         self._clock_set_once = False
 
     @classmethod
@@ -272,15 +271,9 @@ class IskraProtocol(MeterProtocol):
         if len(metadata) > BUFFER_BYTES:
             raise CommandFailed(f"{what} refused: its metadata takes {len(metadata)} bytes, the meter "
                                 f"takes {BUFFER_BYTES}")
-        try:
-            self._begin(req.transaction_id, metadata, what)
-        except CommandFailed:
-            if not self._rebooted():
-                raise
-            # the meter lost its power between the clock check and the 'B' (a link-layer repeat reached
-            # the rebooted meter, which refuses it: time not set): set the clock, write all again, once
-            log.warning("%s: the meter rebooted during the start; setting its clock and starting again", what)
-            self._begin(req.transaction_id, metadata, what)
+        # a reboot between the clock check and the 'B' (a link-layer repeat reached the rebooted meter,
+        # which refuses it: time not set): the clock is set and everything written again, once
+        self.again_after_reboot(what, lambda: self._begin(req.transaction_id, metadata, what))
         return Started()
 
     def _begin(self, transaction_id: str, metadata: bytes, what: str) -> None:
@@ -297,12 +290,8 @@ class IskraProtocol(MeterProtocol):
                 raise
             log.info("%s: the meter runs it (a repeated begin was refused)", what)
 
-    def _rebooted(self) -> bool:
-        """True when the meter says its time is unsynchronised: it lost its power since the clock was set."""
-        try:
-            return self.link.read_holding(TIME_STATUS, 1)[0] == TIME_NOT_SYNCHRONISED
-        except (CommunicationError, MeterExceptionError):
-            return False
+    def notice_reboot(self) -> None:
+        self._check_clock()
 
     def stop(self, transaction_id: str) -> Stopped:
         what = f"stop of {transaction_id!r}"
@@ -320,13 +309,7 @@ class IskraProtocol(MeterProtocol):
 
     def _end(self, transaction_id: str, what: str) -> Stopped:
         self._check_clock()  # after a power failure the meter ends nothing until its time is set
-        try:
-            self._command(CMD_END, what, state_after={IDLE})
-        except CommandFailed:
-            if not self._rebooted():
-                raise
-            log.warning("%s: the meter rebooted during the stop; setting its clock and stopping again", what)
-            return self.stop(transaction_id)
+        self.again_after_reboot(what, lambda: self._command(CMD_END, what, state_after={IDLE}))
         return Stopped(transaction_id, self._read_record(what))
 
     def close_all(self) -> Stopped | None:

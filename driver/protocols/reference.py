@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 from driver.errors import CommunicationError, MeterExceptionError
 from driver.events import ErrorType
@@ -30,7 +29,6 @@ from driver.types import (
 )
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 VENDOR = "meter-hil"
 
 
@@ -55,7 +53,6 @@ class ReferenceProtocol(MeterProtocol):
         super().__init__(link, services)
         self._public_key: bytes | None = None
         self._boot_count: int | None = None
-        self.reboots_seen = 0
 
     @classmethod
     def request_kind(cls, function_code: int, address: int, values: list[int]) -> str | None:
@@ -228,28 +225,11 @@ class ReferenceProtocol(MeterProtocol):
         state = self._block(reg.TRANSACTION_STATE)
         return state["open_transaction_id"] or None
 
-    def _again_after_reboot(self, what: str, attempt: Callable[[], T]) -> T:
-        """Run attempt; when the meter refused it because it rebooted meanwhile (the identification or id
-        written before the command is gone with its power), run it once more."""
-        reboots = self.reboots_seen
-        try:
-            return attempt()
-        except CommandFailed:
-            if not self._rebooted_since(reboots):
-                raise
-            log.warning("%s: the meter rebooted during it; once more", what)
-            return attempt()
-
-    def _rebooted_since(self, reboots: int) -> bool:
-        """True when the meter rebooted since reboots_seen was `reboots` (reads its status to notice)."""
-        try:
-            self._read_status()
-        except (CommunicationError, MeterExceptionError):
-            return False
-        return self.reboots_seen != reboots
+    def notice_reboot(self) -> None:
+        self._read_status()
 
     def start(self, req: TransactionReq) -> Started:
-        return self._again_after_reboot(f"start of {req.transaction_id!r}", lambda: self._start_once(req))
+        return self.again_after_reboot(f"start of {req.transaction_id!r}", lambda: self._start_once(req))
 
     def _start_once(self, req: TransactionReq) -> Started:
         status = self._read_status()
@@ -291,7 +271,7 @@ class ReferenceProtocol(MeterProtocol):
         )
 
     def stop(self, transaction_id: str) -> Stopped:
-        return self._again_after_reboot(f"stop of {transaction_id!r}",
+        return self.again_after_reboot(f"stop of {transaction_id!r}",
                                         lambda: self._stop_once(transaction_id))
 
     def _stop_once(self, transaction_id: str) -> Stopped:
@@ -305,7 +285,7 @@ class ReferenceProtocol(MeterProtocol):
         return None  # the record is fetched by the id the policy saw open
 
     def fetch(self, transaction_id: str) -> Stopped | None:
-        return self._again_after_reboot(f"fetch of {transaction_id!r}",
+        return self.again_after_reboot(f"fetch of {transaction_id!r}",
                                         lambda: self._fetch_once(transaction_id))
 
     def _fetch_once(self, transaction_id: str) -> Stopped | None:

@@ -4,7 +4,7 @@ Beyond EVerest's CarloGavazzi_EM580: a start never answers OK without starting, 
 power loss is returned by stop(last id), device-state bits are raised as VendorError and cleared."""
 
 import pytest
-from drv_support import SimMeter, request_for, wait_for
+from drv_support import RebootBefore, SimMeter, request_for, wait_for
 
 from driver import ErrorType, ocmf
 from driver.protocol import CommandFailed
@@ -138,10 +138,51 @@ class _ConfirmAnswerLost:
 def test_a_confirmation_repeated_after_its_answer_was_lost_is_not_a_failure(em580, make_driver):
     drv = em580_driver(make_driver, em580)
     assert drv.start_transaction(request_for("em-confirm-1")).status is OK
+    assert drv.stop_transaction("em-confirm-1").status is OK
     lost = _ConfirmAnswerLost(drv.protocol.link)
     drv.protocol.link = lost
-    stopped = drv.stop_transaction("em-confirm-1")
+    started = drv.start_transaction(request_for("em-confirm-2"))  # confirms the first record first
     assert lost.repeats == 1
-    assert stopped.status is OK, stopped.error
-    assert stopped.signed_meter_value.signed_meter_data == closed(em580, "em-confirm-1")[0]["ocmf"]
-    assert em580.status()["transaction_state"] == 0
+    assert started.status is OK, started.error
+    assert em580.status()["open_transaction_id"] == "em-confirm-2"
+
+
+def test_a_record_stays_in_the_meter_until_the_next_start_so_a_rebooted_charger_gets_it(em580, make_driver):
+    """A charger that dies after its driver read the record, before EvseManager got it: the meter still
+    holds it (READY), and the booting charger's stop(last id) answers it (a campaign finding)."""
+    first = em580_driver(make_driver, em580)
+    assert first.start_transaction(request_for("em-keep-1")).status is OK
+    answered = first.stop_transaction("em-keep-1")
+    assert answered.status is OK, answered.error
+    first.close()  # the charger lost its power before passing the answer on
+    booted = em580_driver(make_driver, em580)
+    again = booted.stop_transaction("em-keep-1")
+    assert again.status is OK, again.error
+    record = closed(em580, "em-keep-1")[0]["ocmf"]
+    first_record = answered.signed_meter_value.signed_meter_data
+    assert again.signed_meter_value.signed_meter_data == first_record == record
+    assert booted.stop_transaction("").status is OK
+    assert booted.start_transaction(request_for("em-keep-2")).status is OK  # confirms em-keep-1 away
+    assert booted.stop_transaction("em-keep-2").status is OK
+
+
+@pytest.mark.parametrize("command", ["start", "stop"])
+def test_a_reboot_just_before_the_command_sets_the_clock_and_commands_again(em580, make_driver, command):
+    from driver.protocols import em580 as protocol
+
+    drv = em580_driver(make_driver, em580)
+    if command == "stop":
+        assert drv.start_transaction(request_for("em-rb-1")).status is OK
+    cut = RebootBefore(drv.protocol.link, em580, "write", protocol.COMMAND,
+                       [protocol.CMD_BEGIN if command == "start" else protocol.CMD_END])
+    drv.protocol.link = cut
+    if command == "start":
+        answer = drv.start_transaction(request_for("em-rb-1"))
+        assert answer.status is OK, answer.error
+        assert em580.status()["open_transaction_id"] == "em-rb-1"
+    else:
+        # the power loss ended the transaction (ends_on_power_loss): the stop answers its READY record
+        answer = drv.stop_transaction("em-rb-1")
+        assert answer.status is OK, answer.error
+        assert answer.signed_meter_value.signed_meter_data == closed(em580, "em-rb-1")[0]["ocmf"]
+    assert cut.cuts == 1

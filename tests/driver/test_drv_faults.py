@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from drv_support import SimMeter, request_for, wait_for
+from drv_support import RebootBefore, SimMeter, request_for, wait_for
 
 from driver import CommunicationError, ErrorType, MeterExceptionError, TransactionRequestStatus, ocmf
 from driver.protocols.reference_map import (
@@ -376,41 +376,10 @@ def test_a_meter_signing_begin_and_end_apart_gives_both_records_with_consecutive
         meter.close()
 
 
-class _RebootBefore:
-    """The protocol's link, with the meter power-cycled just before one request reaches it (the first
-    `operation` at `address`, with `values` if given): what the driver wrote or read before is from the
-    meter before the power loss, what comes after from the rebooted one. Campaign findings: a record
-    read torn (its length before, its bytes after: blank), a command after its identification was lost."""
-
-    def __init__(self, link, meter, operation, address, values=None):
-        self._link, self._meter = link, meter
-        self._target = (operation, address, values)
-        self.cuts = 0
-
-    def __getattr__(self, name):
-        return getattr(self._link, name)
-
-    def _maybe_cut(self, operation, address, values):
-        if self.cuts == 0 and self._target in ((operation, address, values), (operation, address, None)):
-            self.cuts += 1
-            self._meter.control.power_off()
-            self._meter.control.power_on()
-            wait_for(lambda: (s := self._meter.status()).get("power") == "on" and "energy_register" in s,
-                     10, "the meter to boot")
-
-    def read_holding(self, address, count):
-        self._maybe_cut("read", address, None)
-        return self._link.read_holding(address, count)
-
-    def write(self, address, values):
-        self._maybe_cut("write", address, list(values))
-        return self._link.write(address, values)
-
-
 def test_a_record_read_torn_by_a_reboot_is_fetched_again(fresh_sim, make_driver):
     drv = make_driver(fresh_sim.path)
     assert drv.start_transaction(request_for("drv-torn-1")).status is OK
-    torn = _RebootBefore(drv.protocol.link, fresh_sim, "read", RESULT_BUFFER)
+    torn = RebootBefore(drv.protocol.link, fresh_sim, "read", RESULT_BUFFER)
     drv.protocol.link = torn
     response = drv.stop_transaction("drv-torn-1")
     assert torn.cuts == 1
@@ -425,7 +394,7 @@ def test_a_reboot_between_the_id_and_the_command_runs_the_command_again(fresh_si
     if command == "stop":
         assert drv.start_transaction(request_for("drv-rb-1")).status is OK
     code = CMD_START if command == "start" else CMD_STOP
-    cut = _RebootBefore(drv.protocol.link, fresh_sim, "write", COMMAND, [code])
+    cut = RebootBefore(drv.protocol.link, fresh_sim, "write", COMMAND, [code])
     drv.protocol.link = cut
     if command == "start":
         response = drv.start_transaction(request_for("drv-rb-1"))

@@ -7,7 +7,7 @@ recovered, and every record is the meter's byte for byte."""
 import json
 
 import pytest
-from drv_support import SimMeter, request_for, wait_for
+from drv_support import RebootBefore, SimMeter, request_for, wait_for
 
 from driver import ocmf
 from driver.types import TransactionRequestStatus
@@ -134,32 +134,6 @@ def _reads(drv):
     return True
 
 
-class _PowerCutBefore:
-    """The protocol's link, with the meter power-cycled just before one write reaches it: a reboot
-    between the driver's clock check and its command, as a campaign found (a repeat reached the new
-    meter, which refused it because its time was not set)."""
-
-    def __init__(self, link, meter, address, value):
-        self._link, self._meter, self._target = link, meter, (address, [value])
-        self.cuts = 0
-
-    def __getattr__(self, name):
-        return getattr(self._link, name)
-
-    def write(self, address, values):
-        if self.cuts == 0 and (address, list(values)) == self._target:
-            self.cuts += 1
-            self._meter.control.power_off()
-            self._meter.control.power_on()
-            wait_for(lambda: _booted(self._meter), 10, "the meter to boot")
-        self._link.write(address, values)
-
-
-def _booted(meter):
-    status = meter.status()
-    return status.get("power") == "on" and "energy_register" in status
-
-
 @pytest.mark.parametrize("command", ["start", "stop"])
 def test_a_reboot_just_before_the_command_sets_the_clock_and_commands_again(iskra, make_driver, command):
     from driver.protocols import iskra as protocol
@@ -167,8 +141,8 @@ def test_a_reboot_just_before_the_command_sets_the_clock_and_commands_again(iskr
     drv = iskra_driver(make_driver, iskra)
     if command == "stop":
         assert drv.start_transaction(request_for("iskra-tx-rb")).status is OK
-    cut = _PowerCutBefore(drv.protocol.link, iskra, protocol.COMMAND,
-                          protocol.CMD_BEGIN if command == "start" else protocol.CMD_END)
+    cut = RebootBefore(drv.protocol.link, iskra, "write", protocol.COMMAND,
+                       [protocol.CMD_BEGIN if command == "start" else protocol.CMD_END])
     drv.protocol.link = cut
     if command == "start":
         answer = drv.start_transaction(request_for("iskra-tx-rb"))
