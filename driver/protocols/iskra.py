@@ -309,7 +309,16 @@ class IskraProtocol(MeterProtocol):
 
     def _end(self, transaction_id: str, what: str) -> Stopped:
         self._check_clock()  # after a power failure the meter ends nothing until its time is set
-        self.again_after_reboot(what, lambda: self._command(CMD_END, what, state_after={IDLE}))
+        try:
+            self.again_after_reboot(what, lambda: self._command(CMD_END, what, state_after={IDLE}))
+        except CommandFailed:
+            # An 'r' repeated by the link layer after a lost answer is refused once the meter has ended
+            # the transaction (invalid state): if its last record is the end of this one, the stop worked.
+            stored = self.fetch(transaction_id)
+            if stored is None:
+                raise
+            log.info("%s: the meter ended it (a repeated end was refused)", what)
+            return stored
         return Stopped(transaction_id, self._read_record(what))
 
     def close_all(self) -> Stopped | None:

@@ -108,3 +108,30 @@ class RebootBefore:
     def write_multiple(self, address, values):
         self._maybe_cut("write", address, list(values))
         return self._link.write_multiple(address, values)
+
+
+class AnswerLost:
+    """The protocol's link, where the answer to one write (at `address`, with `values`) is lost and the
+    link layer writes it again, as pymodbus repeats an unanswered request: the real meter's answer to
+    the repeat (an exception, if it refuses it) is what the driver sees. `before_repeat` runs between."""
+
+    def __init__(self, link, address, values, before_repeat=None):
+        self._link, self._target, self._before = link, (address, list(values)), before_repeat
+        self.repeats = 0
+
+    def __getattr__(self, name):
+        return getattr(self._link, name)
+
+    def _write(self, operation, address, values):
+        operation(address, values)
+        if self.repeats == 0 and (address, list(values)) == self._target:
+            self.repeats += 1
+            if self._before is not None:
+                self._before()
+            operation(address, values)
+
+    def write(self, address, values):
+        self._write(self._link.write, address, values)
+
+    def write_multiple(self, address, values):
+        self._write(self._link.write_multiple, address, values)

@@ -4,7 +4,7 @@ Beyond EVerest's CarloGavazzi_EM580: a start never answers OK without starting, 
 power loss is returned by stop(last id), device-state bits are raised as VendorError and cleared."""
 
 import pytest
-from drv_support import RebootBefore, SimMeter, request_for, wait_for
+from drv_support import AnswerLost, RebootBefore, SimMeter, request_for, wait_for
 
 from driver import ErrorType, ocmf
 from driver.protocol import CommandFailed
@@ -114,32 +114,13 @@ def test_device_state_bits_raise_a_vendor_error_that_clears(em580, make_driver):
              "VendorError cleared")
 
 
-class _ConfirmAnswerLost:
-    """The protocol's link, where the answer to the record's confirmation (OCMF state := NOT_READY) is
-    lost and the link layer writes it again: the real meter refuses the repeat (exception 03), as a
-    campaign found, since its file is no longer READY."""
-
-    def __init__(self, link):
-        self._link = link
-        self.repeats = 0
-
-    def __getattr__(self, name):
-        return getattr(self._link, name)
-
-    def write_multiple(self, address, values):
-        from driver.protocols.em580 import NOT_READY, OCMF_STATE
-
-        self._link.write_multiple(address, values)
-        if self.repeats == 0 and address == OCMF_STATE and list(values) == [NOT_READY]:
-            self.repeats += 1
-            self._link.write_multiple(address, values)  # the repeat: the meter's exception is raised
-
-
 def test_a_confirmation_repeated_after_its_answer_was_lost_is_not_a_failure(em580, make_driver):
     drv = em580_driver(make_driver, em580)
     assert drv.start_transaction(request_for("em-confirm-1")).status is OK
     assert drv.stop_transaction("em-confirm-1").status is OK
-    lost = _ConfirmAnswerLost(drv.protocol.link)
+    from driver.protocols.em580 import NOT_READY, OCMF_STATE
+
+    lost = AnswerLost(drv.protocol.link, OCMF_STATE, [NOT_READY])
     drv.protocol.link = lost
     started = drv.start_transaction(request_for("em-confirm-2"))  # confirms the first record first
     assert lost.repeats == 1

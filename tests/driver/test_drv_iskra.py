@@ -7,7 +7,7 @@ recovered, and every record is the meter's byte for byte."""
 import json
 
 import pytest
-from drv_support import RebootBefore, SimMeter, request_for, wait_for
+from drv_support import AnswerLost, RebootBefore, SimMeter, request_for, wait_for
 
 from driver import ocmf
 from driver.types import TransactionRequestStatus
@@ -156,3 +156,19 @@ def test_a_reboot_just_before_the_command_sets_the_clock_and_commands_again(iskr
         assert record == closed(iskra, "iskra-tx-rb")[0]["ocmf"]
     else:
         assert iskra.status()["transaction_state"] == 1
+
+
+def test_an_end_repeated_after_its_answer_was_lost_gives_the_record(iskra, make_driver):
+    """The 'r' answer is lost, the link layer repeats it once the meter has signed: the meter refuses the
+    repeat (invalid state), and the stop still answers the record (a campaign finding)."""
+    from driver.protocols import iskra as protocol
+
+    drv = iskra_driver(make_driver, iskra)
+    assert drv.start_transaction(request_for("iskra-tx-lost-r")).status is OK
+    signed = lambda: wait_for(lambda: not iskra.status()["signing"], 10, "the signature")  # noqa: E731
+    lost = AnswerLost(drv.protocol.link, protocol.COMMAND, [protocol.CMD_END], before_repeat=signed)
+    drv.protocol.link = lost
+    stopped = drv.stop_transaction("iskra-tx-lost-r")
+    assert lost.repeats == 1
+    assert stopped.status is OK, stopped.error
+    assert stopped.signed_meter_value.signed_meter_data == closed(iskra, "iskra-tx-lost-r")[0]["ocmf"]
