@@ -24,6 +24,7 @@ class Summary:
     faults_unfired: int = 0
     stopped_on_error: int = 0
     while_signing: int = 0
+    repeated: int = 0
     seconds: float = 0.0
     durations: list[float] = field(default_factory=list)
     """Wall seconds of each schedule on its rig."""
@@ -40,6 +41,7 @@ class Summary:
         self.faults_unfired += result.faults_unfired
         self.stopped_on_error += result.stopped_on_error
         self.while_signing += result.while_signing
+        self.repeated += result.repeated
         self.durations.append(result.seconds)
         if not result.ok:
             self.failed += 1
@@ -70,7 +72,8 @@ class Summary:
             f"fault points: {', '.join(f'{k} {v}' for k, v in sorted(self.points.items())) or 'none'}\n"
             f"transactions: {self.transactions}; stopped by EvseManager on a CommunicationFault: "
             f"{self.stopped_on_error}; lost: {self.lost}; duplicated: {self.duplicated}; "
-            f"crashes: {self.crashes}"
+            f"crashes: {self.crashes}; records of earlier schedules answered again (unconfirmed in "
+            f"the meter): {self.repeated}"
         )
 
     def to_json(self) -> dict[str, object]:
@@ -80,7 +83,7 @@ class Summary:
             "lost": self.lost, "duplicated": self.duplicated, "crashes": self.crashes,
             "faults": dict(self.faults), "points": dict(self.points), "faults_unfired": self.faults_unfired,
             "stopped_on_error": self.stopped_on_error, "while_signing": self.while_signing,
-            "seconds": round(self.seconds, 1), "median_s": round(self.median_s, 3),
+            "repeated": self.repeated, "seconds": round(self.seconds, 1), "median_s": round(self.median_s, 3),
         }
 
 

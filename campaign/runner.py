@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from campaign.invariants import Observation, TxTrace, check
+from campaign.invariants import Observation, TxTrace, check, record_of
 from campaign.schedule import CHARGE, FAULT_SECONDS, POWER_LOSSES, FaultPlan, Schedule
 from campaign.wire import FaultWire
 from driver.errors import DriverError
@@ -160,6 +160,8 @@ class ScheduleResult:
     """Sessions EvseManager stopped itself on a CommunicationFault (fail_on_powermeter_errors)."""
     while_signing: int = 0
     """Power losses (power, kill, system) that hit while the meter was signing."""
+    repeated: int = 0
+    """Records of earlier schedules answered again (byte for byte): not new records."""
     log: list[str] = field(default_factory=list)
     """What the driver logged and EvseManager got during the schedule (kept for a failing one)."""
 
@@ -249,6 +251,9 @@ class CampaignRunner:
         self._old_excepthook = threading.excepthook
         self._executor = threading.Thread(target=self._run_faults, name="campaign-faults", daemon=True)
         self._recorder = _Recorder()
+        self._delivered_texts: set[str] = set()
+        """Every record EvseManager got on this rig, for the invariants: an unconfirmed record a meter
+        answers again later (the EM580's READY file, to stop("")) is a repeat, not a new record."""
         self._worker: threading.Thread | None = None
         """The thread of the driver command running now (_call), for a whole-system failure to wait out."""
         self._obs: Observation | None = None
@@ -456,9 +461,16 @@ class CampaignRunner:
         return status if "energy_register" in status and status.get("power") == "on" else None
 
     def _truth(self) -> dict[str, Any]:
-        """Ground truth once the faults healed."""
-        self._settle()
-        return self._powered() or self.meter.control.status()
+        """Ground truth once the faults healed, taken while none is active (a fault the publisher's
+        traffic fires meanwhile, say, makes it wait again)."""
+        deadline = time.monotonic() + SETTLE_TIMEOUT_S
+        while True:
+            self._settle()
+            status = self._powered()
+            if status is not None and not self.faults_active:
+                return status
+            if time.monotonic() >= deadline:
+                raise RigError(f"campaign: no ground truth within {SETTLE_TIMEOUT_S:g} s: faults kept firing")
 
     def _set_load(self, power_w: float) -> None:
         self.load_w = power_w
@@ -507,7 +519,8 @@ class CampaignRunner:
         self.meter.check_alive()
         exits_before = len(self.meter.unexpected_exits)
         truth0 = self._truth()
-        obs = Observation(pagination_before=int(truth0["pagination"]), public_key=self.public_key or "")
+        obs = Observation(pagination_before=int(truth0["pagination"]), public_key=self.public_key or "",
+                          delivered_before=self._delivered_texts)
         self._obs = obs
         self._recorder.take()
         self.wire.triggers.reset_counts()
@@ -544,6 +557,7 @@ class CampaignRunner:
         except (RigError, SimulatorError) as exc:
             obs.failures.append(f"the rig could not finish the schedule: {exc}")
         self._collect(obs)
+        self._delivered_texts |= {text for _, _, r in obs.received if (text := record_of(r)) is not None}
         self.meter.check_alive()
         obs.crashes += self.meter.unexpected_exits[exits_before:] + self._thread_errors[errors_before:]
         tracebacks = self.meter.tracebacks()
@@ -559,7 +573,7 @@ class CampaignRunner:
         duplicated = sum(1 for v in violations if v.startswith("duplicated"))
         return ScheduleResult(
             schedule, violations, dict(self._fired), unfired, len(obs.traces), lost, duplicated,
-            len(obs.crashes), 0.0, points, obs.stopped_on_error, self._while_signing,
+            len(obs.crashes), 0.0, points, obs.stopped_on_error, self._while_signing, obs.repeated,
         )
 
     def _driver_failure(self) -> str | None:

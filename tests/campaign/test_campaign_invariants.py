@@ -205,3 +205,14 @@ def test_records_signed_apart_count_two_numbers_a_transaction():
     case = apart_case()
     case.truth["pagination"] = 7  # the meter counted one number fewer than the records carry
     assert kinds(check(case.obs, case.truth, APART)) == {"pagination"}
+
+
+def test_a_record_of_an_earlier_schedule_answered_again_is_a_repeat_not_an_invalid_record():
+    earlier = signed(3, 80, 90)
+    case = Case.good()
+    case.obs.received.append(('stop("")', "", response(earlier)))
+    assert kinds(check(case.obs, case.truth)) == {"invalid"}  # never seen: no record of this meter's
+    case = Case.good()
+    case.obs.delivered_before = {earlier}
+    case.obs.received.append(('stop("")', "", response(earlier)))
+    assert check(case.obs, case.truth) == [] and case.obs.repeated == 1
