@@ -338,7 +338,11 @@ class CampaignRunner:
                 self._active_faults += 1
             self._fired[plan.kind] = self._fired.get(plan.kind, 0) + 1
             if plan.kind == "system":
-                self._recorder.off = True  # the charger is off from this byte on
+                # the charger is off from this byte on: what its driver answers now reaches nobody, and
+                # the command running now is abandoned (set here, not when the fault thread gets to it:
+                # a whole answer let through could otherwise end the command as if the charger lived)
+                self._recorder.off = True
+                self._system_failure.set()
             if plan.kind in POWER_LOSSES and self._obs is not None:
                 for trace in self._obs.traces:
                     if trace.end_high is None:
@@ -397,8 +401,6 @@ class CampaignRunner:
             pause.wait(plan.duration_s)
             self.meter.control.power_on()
         else:  # kill, system: meter-sim dies at once
-            if plan.kind == "system":
-                self._system_failure.set()
             self._signing_now()
             self.meter.kill()
             if plan.kind == "system":
