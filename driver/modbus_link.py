@@ -111,8 +111,9 @@ class FrameWaitingSerialClient(ModbusSerialClient):
         return self.socket is not None
 
     def send(self, request: bytes, addr: tuple | None = None) -> int:
-        """Send a request, first dropping what a URL port still holds of an earlier (late) answer."""
-        if self.socket is not None and request and is_url(self.comm_params.host):
+        """Send a request, first dropping what the port still holds of an earlier (late) answer, so it is
+        not taken for this request's."""
+        if self.socket is not None and request:
             try:
                 while waiting := self._in_waiting():
                     self.socket.read(waiting)

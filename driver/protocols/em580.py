@@ -248,6 +248,16 @@ class Em580Protocol(MeterProtocol):
         return transaction_id_of(decode_string(self.link.read_input(TARIFF_TEXT, TT_REGISTERS)))
 
     def _record(self, size: int, what: str) -> str:
+        """The OCMF file, read once more when it does not look like a record: a chunk of it can be a late
+        answer to the chunk before (a slow meter on a loaded bus; a campaign saw it), the file itself is
+        read-only while READY. CommandFailed when the meter gives the same malformed file again."""
+        try:
+            return self._record_once(size, what)
+        except CommandFailed:
+            log.info("%s: the OCMF file read is malformed; reading it again", what)
+            return self._record_once(size, what)
+
+    def _record_once(self, size: int, what: str) -> str:
         if not 0 < size <= MAX_FILE_REGISTERS:
             raise CommandFailed(f"{what}: the meter reports an OCMF file of {size} registers")
         data = registers_to_bytes(self.link.read_input(OCMF_FILE, size)).rstrip(b"\x00")

@@ -167,3 +167,35 @@ def test_a_reboot_just_before_the_command_sets_the_clock_and_commands_again(em58
         assert answer.status is OK, answer.error
         assert answer.signed_meter_value.signed_meter_data == closed(em580, "em-rb-1")[0]["ocmf"]
     assert cut.cuts == 1
+
+
+class _StaleChunkOnce:
+    """The protocol's link, where the first read of the OCMF file gets a late answer for one chunk (the
+    first chunk twice), as a slow meter on a loaded bus gave a campaign."""
+
+    def __init__(self, link):
+        self._link = link
+        self.stale = 0
+
+    def __getattr__(self, name):
+        return getattr(self._link, name)
+
+    def read_input(self, address, count):
+        from driver.protocols.em580 import OCMF_FILE
+
+        words = self._link.read_input(address, count)
+        if self.stale == 0 and address == OCMF_FILE and count > 125:
+            self.stale += 1
+            return words[:125] + words[:125] + words[250:count]
+        return words
+
+
+def test_a_malformed_ocmf_file_read_is_read_again(em580, make_driver):
+    drv = em580_driver(make_driver, em580)
+    assert drv.start_transaction(request_for("em-stale-1")).status is OK
+    stale = _StaleChunkOnce(drv.protocol.link)
+    drv.protocol.link = stale
+    stopped = drv.stop_transaction("em-stale-1")
+    assert stale.stale == 1
+    assert stopped.status is OK, stopped.error
+    assert stopped.signed_meter_value.signed_meter_data == closed(em580, "em-stale-1")[0]["ocmf"]
