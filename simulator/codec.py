@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Callable
 
 WIDTHS = {
     "u16": 1,
@@ -113,6 +114,38 @@ def encode_number(
         return encode_f32(value, word_order)
     raw = round(value / scale) if math.isfinite(value) else 0
     return encode_int(kind, clamp(kind, raw), word_order)
+
+
+def number_encoder(
+    kind: str, scale: float = 1.0, exp: int = 0, word_order: str = "high_first"
+) -> Callable[[float], list[int]]:
+    """encode_number for one register, with its type's dispatch and struct formats done once: the words
+    are the same, a read of many registers spends less on encoding them."""
+    if kind in EXPONENT_TYPES:
+        return lambda value: encode_t(kind, value, exp)
+    if word_order not in WORD_ORDERS:
+        raise ValueError(f"word order must be one of {', '.join(WORD_ORDERS)}, not {word_order!r}")
+    low_first = word_order == "low_first"
+    width = 2 if kind == "f32" else WIDTHS[kind]
+    to_words = struct.Struct(f">{width}H").unpack
+    if kind == "f32":
+        pack_f = struct.Struct(">f").pack
+
+        def f32(value: float) -> list[int]:
+            words = list(to_words(pack_f(value)))
+            return words[::-1] if low_first else words
+
+        return f32
+    pack = struct.Struct(f">{_STRUCT[kind]}").pack
+    low, high = LIMITS[kind]
+    isfinite = math.isfinite
+
+    def integer(value: float) -> list[int]:
+        raw = round(value / scale) if isfinite(value) else 0
+        words = list(to_words(pack(min(max(raw, low), high))))
+        return words[::-1] if low_first else words
+
+    return integer
 
 
 def decode_number(kind: str, words: list[int], scale: float = 1.0, word_order: str = "high_first") -> float:

@@ -85,6 +85,8 @@ class MeterModel:
         self._commit_t = env.now
         self._power_w: PhasePower = (0.0, 0.0, 0.0)
         self._persisted_registers = (0, 0, 0, 0)
+        self._energy_key: tuple[object, ...] = ()
+        self._energy_counters = (0, 0, 0, 0)
         self.clock_synchronised = False
         self.utc_offset_min = 0
         self._clock_base_utc = initial_utc
@@ -157,10 +159,16 @@ class MeterModel:
         return engine
 
     def energy_registers(self) -> tuple[int, int, int, int]:
-        """The total and per-phase energy counters (profile energy_resolution_wh) now."""
+        """The total and per-phase energy counters (profile energy_resolution_wh) now. Kept for the
+        instant it was computed at (a block read asks for it once a register and once to persist)."""
+        key = (self.env.now, self._commit_t, self._power_w, *self._committed_wh)
+        if key == self._energy_key:
+            return self._energy_counters
         phases = self.energy_phases_wh()
         l1, l2, l3 = (self.energy_register(wh) for wh in phases)
-        return (self.energy_register(math.fsum(phases)), l1, l2, l3)
+        counters = (self.energy_register(math.fsum(phases)), l1, l2, l3)
+        self._energy_key, self._energy_counters = key, counters
+        return counters
 
     # ---- load and energy ------------------------------------------------------------------------------
     def set_load(self, load: LoadProfile) -> None:
@@ -218,6 +226,14 @@ class MeterModel:
         return math.floor((self.energy_wh() if wh is None else wh) * self._counts_per_wh + 1e-9)
 
     # ---- measurements ---------------------------------------------------------------------------------
+    def measurement_key(self) -> tuple[object, ...]:
+        """Everything measurements() derives from (the power, the grid's voltages, frequency and phase
+        order; the power factor is the profile's): equal keys, equal measurements. The register map keeps
+        a snapshot and its encoded words while the key stays the same, which is until the next simpy event
+        that changes one of them."""
+        grid = self.grid
+        return (self._power_w, *grid.voltages_v, grid.frequency_hz, grid.phase_order)
+
     def measurements(self) -> Measurements:
         """Voltages, currents, powers now."""
         pf = self.profile.grid.power_factor

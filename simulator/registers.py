@@ -9,9 +9,18 @@ register means and what a write triggers is the model's protocol (simulator/mode
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from .codec import EXPONENT_TYPES, INTEGER_TYPES, TEXT_TYPES, WIDTHS, encode_number, encode_text
+from .codec import (
+    EXPONENT_TYPES,
+    INTEGER_TYPES,
+    TEXT_TYPES,
+    WIDTHS,
+    encode_number,
+    encode_text,
+    number_encoder,
+)
 from .codec import decode_int as _decode_int
 from .codec import decode_text as _decode_text
 from .profile import Register
@@ -49,6 +58,29 @@ def encode(reg: Register, value: Value) -> list[int]:
             encode_number(reg.type, float(v), reg.scale, reg.exp or 0, reg.word_order)  # type: ignore[arg-type]
         )
     return words
+
+
+def encoder(reg: Register) -> Callable[[Value], list[int]]:
+    """encode(reg, value) for one register with the type dispatch done once (same words): a number goes
+    straight to its precompiled struct formats, a list or text through encode()."""
+    if reg.type in TEXT_TYPES:
+        return lambda value: encode(reg, value)
+    number = number_encoder(reg.type, reg.scale, reg.exp or 0, reg.word_order)  # type: ignore[arg-type]
+
+    def one(value: Value) -> list[int]:
+        if isinstance(value, list):
+            return encode(reg, value)
+        return number(float(value))  # type: ignore[arg-type]
+
+    return one
+
+
+def measured(source: Any) -> Any:
+    """Mark a value source as a function of MeterModel.measurement_key() alone (a measurement): the
+    register map then keeps its words until the measured state changes instead of encoding them again
+    at every read. Energy, clocks and counters move between simpy events and must not be marked."""
+    source.measured = True
+    return source
 
 
 def decode_int(reg: Register, words: list[int]) -> list[int]:
@@ -101,8 +133,15 @@ class RegisterMap:
             if reg.writable:
                 self.image[reg.name] = self.protocol.initial_words(reg)
         self._snapshot: Measurements | None = None
+        self._snapshot_key: tuple[object, ...] | None = None
         self._live = self.protocol.live_registers
         self._sources = self.protocol.value_sources(self)
+        self._encoders = {reg.name: encoder(reg) for reg in self.profile.registers}
+        self._encoders.setdefault("", encoder(_unnamed(0)))  # filled spans: unnamed u16 words read 0
+        self._measured = {n for n, source in self._sources.items() if getattr(source, "measured", False)}
+        self._measured_words: dict[str, list[int]] = {}
+        self._from_image = {r.name for r in self.profile.registers if r.writable and r.name not in self._live}
+        self._plans: dict[tuple[str, int, int], list[Register] | None] = {}
 
     # ---- Modbus operations ----------------------------------------------------------------------------
     def read(
@@ -110,18 +149,22 @@ class RegisterMap:
     ) -> list[int] | ModbusException:
         """FC03 (holding) or FC04 (input): count words from address, or the exception to answer."""
         table = "input" if function_code == FC_READ_INPUT else "holding"
-        regs = self._covered(table, address, count)
+        key = (table, address, count)
+        try:
+            regs = self._plans[key]
+        except KeyError:  # the profile never changes: which registers a read covers is worked out once
+            regs = self._plans[key] = self._covered(table, address, count)
         if regs is None:
             return ModbusException.ILLEGAL_ADDRESS
         problem = self.protocol.guard_read(self, regs)
         if problem is not None:
             return problem
-        self._snapshot = None  # a new read, a new instant
-        words: dict[int, int] = {}
+        self._check_snapshot()  # a new read, a new instant: the snapshot and cached words stay only if
+        words: list[int] = []  # nothing they derive from moved since the last read
         for reg in regs:
-            for i, word in enumerate(self._words(reg)):
-                words[reg.address + i] = word
-        return [words[a] for a in range(address, address + count)]
+            words += self._words(reg)
+        first = address - regs[0].address
+        return words[first : first + count]
 
     def write(
         self, address: int, values: list[int], function_code: int = FC_WRITE_MULTIPLE
@@ -157,9 +200,19 @@ class RegisterMap:
     def measurements(self) -> Measurements:
         """One snapshot a read: every register of a block read comes from the same instant, as on a real
         meter, and the snapshot is computed once instead of once a register."""
+        self._check_snapshot()
         if self._snapshot is None:
             self._snapshot = self.model.measurements()
         return self._snapshot
+
+    def _check_snapshot(self) -> None:
+        """Drop the snapshot and the measured registers' words when the measured state moved (a simpy
+        event: grid noise, a load step; a rewiring): values are recomputed from the same model state."""
+        key = self.model.measurement_key()
+        if key != self._snapshot_key:
+            self._snapshot_key = key
+            self._snapshot = None
+            self._measured_words.clear()
 
     # ---- internals ------------------------------------------------------------------------------------
     def _covered(self, table: str, address: int, count: int) -> list[Register] | None:
@@ -174,10 +227,16 @@ class RegisterMap:
         return regs
 
     def _words(self, reg: Register) -> list[int]:
-        if reg.writable and reg.name not in self._live:
-            return list(self.image[reg.name])
-        source = self._sources.get(reg.name)
-        return encode(reg, source() if source is not None else 0)
+        name = reg.name
+        if name in self._from_image:
+            return list(self.image[name])
+        if name in self._measured:
+            words = self._measured_words.get(name)
+            if words is None:
+                words = self._measured_words[name] = self._encoders[name](self._sources[name]())
+            return words  # the caller copies it into the reply
+        source = self._sources.get(name)
+        return self._encoders[name](source() if source is not None else 0)
 
 
 __all__ = [
@@ -192,5 +251,7 @@ __all__ = [
     "decode_bytes",
     "decode_int",
     "encode",
+    "encoder",
     "limits_problem",
+    "measured",
 ]

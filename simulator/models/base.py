@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..ocmf import UNSET
 from ..profile import Register
-from ..registers import ModbusException, RegisterMap, Value, limits_problem
+from ..registers import ModbusException, RegisterMap, Value, limits_problem, measured
 
 if TYPE_CHECKING:
     from ..meter import MeterModel
@@ -111,10 +111,10 @@ def measurement_sources(regmap: RegisterMap) -> dict[str, Source]:
             value = getattr(regmap.measurements(), attr)
             return value[index] if index is not None else value  # type: ignore[no-any-return]
 
-        return get
+        return measured(get)  # type: ignore[no-any-return]
 
     def total(attr: str) -> Source:
-        return lambda: math.fsum(getattr(regmap.measurements(), attr))
+        return measured(lambda: math.fsum(getattr(regmap.measurements(), attr)))  # type: ignore[no-any-return]
 
     sources: dict[str, Source] = {
         "current_n": meas("neutral_current_a"),

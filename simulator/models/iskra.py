@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from ..errors import MetadataError
 from ..ocmf import Reading, format_tm
 from ..profile import Register
-from ..registers import ModbusException, RegisterMap, decode_int
+from ..registers import ModbusException, RegisterMap, decode_int, measured
 from .base import MeterProtocol, Source
 
 KEY_ORDER = (
@@ -362,7 +362,7 @@ class IskraProtocol(MeterProtocol):
         exponent = round(math.log10(p.energy_resolution_wh))
 
         def meas(attr: str, index: int) -> Source:
-            return lambda: getattr(regmap.measurements(), attr)[index]  # type: ignore[no-any-return]
+            return measured(lambda: getattr(regmap.measurements(), attr)[index])  # type: ignore[no-any-return]
 
         def result(field: str) -> bytes:
             if self.busy or self.result is None:
@@ -375,9 +375,9 @@ class IskraProtocol(MeterProtocol):
         sources: dict[str, Source] = {
             "model": lambda: p.model,
             "serial_number": lambda: m.serial,
-            "frequency": lambda: regmap.measurements().frequency_hz,
-            "power_total": lambda: math.fsum(m.power_w),
-            "reactive_power_total": lambda: math.fsum(regmap.measurements().reactive_var),
+            "frequency": measured(lambda: regmap.measurements().frequency_hz),
+            "power_total": measured(lambda: math.fsum(regmap.measurements().power_w)),
+            "reactive_power_total": measured(lambda: math.fsum(regmap.measurements().reactive_var)),
             "phase_sequence": lambda: 0 if m.grid.phase_order == "cw" else 1,
             "energy_import_exponent": lambda: exponent,
             "energy_export_exponent": lambda: exponent,
