@@ -20,6 +20,7 @@ from .profile import known_models, load_model, load_profile
 from .ptys import PtyPair
 from .runtime import PERSIST_INTERVAL_S, POWER, LoadSpec, MeterSim
 from .server import MeterServer
+from .transceiver import Transceiver
 
 EXIT_USAGE = 2
 
@@ -35,6 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--pty", action="store_true", help="serve on a new pty pair (default use)")
     where.add_argument("--port", metavar="DEV", help="serve a real serial device instead of a pty")
+    p.add_argument(
+        "--bridge-thread",
+        action="store_true",
+        help="with --pty: serve a pty of its own and copy bytes to the driver's through a thread (the "
+        "former plumbing, one pty hop more; for comparison)",
+    )
     p.add_argument("--baudrate", type=int, default=19200, help="with --port (default 19200)")
     p.add_argument("--parity", choices=["N", "E", "O"], default="E", help="with --port (default E)")
     p.add_argument(
@@ -155,13 +162,20 @@ async def _serve(args: argparse.Namespace, profile: object) -> int:
     control = None
     server = None
     try:
-        if args.pty:
+        if args.pty and args.bridge_thread:
             meter_pty, driver_pty = PtyPair(), PtyPair()
             bridge = Forwarder(meter_pty.master, driver_pty.master, name="rs485-transceiver")
             sim.bridge = bridge
             if sim.power != "on":
                 bridge.block(POWER)
             port, parity = meter_pty.path, "N"  # a pty has no parity (and Linux refuses PARENB on one)
+        elif args.pty:  # one pty: the server reads its master through the transceiver, no copy thread
+            driver_pty = PtyPair()
+            bridge = Transceiver(driver_pty.master)
+            sim.bridge = bridge
+            if sim.power != "on":
+                bridge.block(POWER)
+            port, parity = bridge.url, "N"
         else:
             port, parity = args.port, "N" if is_pty(args.port) else args.parity
             open_serial(port, args.baudrate, parity).close()  # a clear PortError before pymodbus tries

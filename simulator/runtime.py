@@ -23,6 +23,7 @@ from .meter import MeterModel
 from .nvram import Nvram
 from .profile import Profile
 from .registers import RegisterMap
+from .transceiver import Transceiver
 
 POWER = "power"
 LINK = "link"
@@ -85,7 +86,7 @@ class MeterSim:
         self.load = load or LoadSpec(power_w=0.0)
         self.phase_order = check_phase_order(phase_order)
         self.initial_utc = time.time() if initial_utc is None else initial_utc
-        self.bridge: Forwarder | None = None
+        self.bridge: Forwarder | Transceiver | None = None
         self.answer_delay_s = 0.0
         self.corruption = 0.0
         self.device_state = 0
@@ -188,7 +189,7 @@ class MeterSim:
         return self.state_dir / f"meter-{unit}.json"
 
     # ---- faults and load ------------------------------------------------------------------------------
-    def _need_bridge(self, what: str) -> Forwarder:
+    def _need_bridge(self, what: str) -> Forwarder | Transceiver:
         if self.bridge is None:
             raise ControlError(f"{what}: only on meter-sim's own pty bridge (not with --port)")
         return self.bridge

@@ -39,3 +39,21 @@ def test_a_meter_sim_that_cannot_start_is_a_launch_error_naming_why():
         assert not meter.alive
     finally:
         meter.close()
+
+
+@pytest.mark.parametrize("extra", [(), ("--bridge-thread",)], ids=["transceiver", "bridge-thread"])
+def test_both_pty_plumbings_answer_and_cut_the_link(extra):
+    from pymodbus.client import ModbusSerialClient
+
+    with MeterSimProcess(tempfile.mkdtemp(prefix="proc-"), extra_args=extra) as meter:
+        client = ModbusSerialClient(meter.path, baudrate=19200, timeout=0.3, retries=0)
+        assert client.connect()
+        try:
+            assert len(client.read_holding_registers(0x0100, count=10, device_id=1).registers) == 10
+            meter.control.link_down()
+            with pytest.raises(Exception):  # noqa: B017 - no answer: pymodbus raises its own timeout
+                client.read_holding_registers(0x0100, count=10, device_id=1)
+            meter.control.link_up()
+            assert len(client.read_holding_registers(0x0100, count=10, device_id=1).registers) == 10
+        finally:
+            client.close()
