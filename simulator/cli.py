@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import signal
 import sys
 import tempfile
@@ -196,6 +197,9 @@ async def _serve(args: argparse.Namespace, profile: object) -> int:
             control = ControlServer(args.control, sim, stop.set)
             await control.start()
         print(driver_pty.path if driver_pty is not None else port, flush=True)
+        # Everything built so far (profiles, keys, simpy, pymodbus) lives until exit: out of the cyclic
+        # collector's generations, a collection during a request has only the request's objects to scan.
+        gc.freeze()
         await _run(sim, stop, args)
     finally:
         sim.shutdown()

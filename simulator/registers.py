@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .codec import (
@@ -75,11 +76,27 @@ def encoder(reg: Register) -> Callable[[Value], list[int]]:
     return one
 
 
+MEASURED, ENERGY, CONSTANT = "measurements", "energy", "constant"
+
+
 def measured(source: Any) -> Any:
     """Mark a value source as a function of MeterModel.measurement_key() alone (a measurement): the
     register map then keeps its words until the measured state changes instead of encoding them again
-    at every read. Energy, clocks and counters move between simpy events and must not be marked."""
-    source.measured = True
+    at every read. Clocks, uptime and transaction state move on their own and must not be marked."""
+    source.depends = MEASURED
+    return source
+
+
+def energy_counter(source: Any) -> Any:
+    """Mark a value source as a function of MeterModel.energy_registers() alone (an energy counter in
+    the model's resolution): kept while no counter moved."""
+    source.depends = ENERGY
+    return source
+
+
+def constant(source: Any) -> Any:
+    """Mark a value source that never changes during a power-up (an export counter at 0, an exponent)."""
+    source.depends = CONSTANT
     return source
 
 
@@ -111,6 +128,19 @@ def _unnamed(address: int) -> Register:
     return Register(name="", address=address, type="u16", regs=1, access="r", table="input")
 
 
+@dataclass
+class _Plan:
+    """The registers one (table, address, count) read covers; when each of them is a measurement, an
+    energy counter or a constant, the reply's words and the key they were computed for."""
+
+    regs: list[Register]
+    first: int
+    cacheable: bool
+    energy: bool
+    key: object = None
+    words: list[int] = field(default_factory=list)
+
+
 class RegisterMap:
     """One meter's registers as seen over Modbus. A new map (RAM cleared) is made at every power-up.
 
@@ -138,10 +168,13 @@ class RegisterMap:
         self._sources = self.protocol.value_sources(self)
         self._encoders = {reg.name: encoder(reg) for reg in self.profile.registers}
         self._encoders.setdefault("", encoder(_unnamed(0)))  # filled spans: unnamed u16 words read 0
-        self._measured = {n for n, source in self._sources.items() if getattr(source, "measured", False)}
-        self._measured_words: dict[str, list[int]] = {}
         self._from_image = {r.name for r in self.profile.registers if r.writable and r.name not in self._live}
-        self._plans: dict[tuple[str, int, int], list[Register] | None] = {}
+        self._depends = {n: getattr(source, "depends", None) for n, source in self._sources.items()
+                         if n not in self._from_image}
+        self._depends[""] = CONSTANT  # unnamed words of a filled span read 0
+        self._measured = {n for n, d in self._depends.items() if d == MEASURED}
+        self._measured_words: dict[str, list[int]] = {}
+        self._plans: dict[tuple[str, int, int], _Plan | None] = {}
 
     # ---- Modbus operations ----------------------------------------------------------------------------
     def read(
@@ -149,22 +182,29 @@ class RegisterMap:
     ) -> list[int] | ModbusException:
         """FC03 (holding) or FC04 (input): count words from address, or the exception to answer."""
         table = "input" if function_code == FC_READ_INPUT else "holding"
-        key = (table, address, count)
+        where = (table, address, count)
         try:
-            regs = self._plans[key]
+            plan = self._plans[where]
         except KeyError:  # the profile never changes: which registers a read covers is worked out once
-            regs = self._plans[key] = self._covered(table, address, count)
-        if regs is None:
+            plan = self._plans[where] = self._plan(table, address, count)
+        if plan is None:
             return ModbusException.ILLEGAL_ADDRESS
-        problem = self.protocol.guard_read(self, regs)
+        problem = self.protocol.guard_read(self, plan.regs)
         if problem is not None:
             return problem
-        self._check_snapshot()  # a new read, a new instant: the snapshot and cached words stay only if
-        words: list[int] = []  # nothing they derive from moved since the last read
-        for reg in regs:
+        key = self._check_snapshot()  # a new read, a new instant: the snapshot and cached words stay only if
+        if plan.cacheable:  # nothing they derive from moved since the last read
+            key = (key, self.model.energy_registers()) if plan.energy else key
+            if plan.key == key:
+                return list(plan.words)
+        words: list[int] = []
+        for reg in plan.regs:
             words += self._words(reg)
-        first = address - regs[0].address
-        return words[first : first + count]
+        words = words[plan.first : plan.first + count]
+        if plan.cacheable:
+            plan.key, plan.words = key, words
+            return list(words)
+        return words
 
     def write(
         self, address: int, values: list[int], function_code: int = FC_WRITE_MULTIPLE
@@ -205,7 +245,7 @@ class RegisterMap:
             self._snapshot = self.model.measurements()
         return self._snapshot
 
-    def _check_snapshot(self) -> None:
+    def _check_snapshot(self) -> tuple[object, ...]:
         """Drop the snapshot and the measured registers' words when the measured state moved (a simpy
         event: grid noise, a load step; a rewiring): values are recomputed from the same model state."""
         key = self.model.measurement_key()
@@ -213,6 +253,15 @@ class RegisterMap:
             self._snapshot_key = key
             self._snapshot = None
             self._measured_words.clear()
+        return key
+
+    def _plan(self, table: str, address: int, count: int) -> _Plan | None:
+        regs = self._covered(table, address, count)
+        if regs is None:
+            return None
+        depends = {self._depends.get(r.name) for r in regs}
+        cacheable = depends <= {MEASURED, ENERGY, CONSTANT}
+        return _Plan(regs, address - regs[0].address, cacheable, ENERGY in depends)
 
     # ---- internals ------------------------------------------------------------------------------------
     def _covered(self, table: str, address: int, count: int) -> list[Register] | None:
@@ -248,10 +297,12 @@ __all__ = [
     "SUPPORTED_FUNCTIONS",
     "ModbusException",
     "RegisterMap",
+    "constant",
     "decode_bytes",
     "decode_int",
     "encode",
     "encoder",
+    "energy_counter",
     "limits_problem",
     "measured",
 ]

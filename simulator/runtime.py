@@ -7,6 +7,7 @@ them from the state files, which is a boot.
 
 from __future__ import annotations
 
+import heapq
 import math
 import time
 from dataclasses import dataclass
@@ -108,8 +109,19 @@ class MeterSim:
     def sync(self) -> None:
         """Run the simulation up to now; finish boots and signatures that are due."""
         target = self.sim_now()
-        if target > self.env.now:
-            self.env.run(until=target)
+        env = self.env
+        if target > env.now:
+            queue = env._queue
+            while queue and queue[0][0] <= target and not queue[0][3].callbacks:
+                # An event nothing waits for (simpy 4.1 leaves the stop event of every run(until) in the
+                # queue): stepping it would only mark it processed.
+                heapq.heappop(queue)[3].callbacks = None
+            if env.peek() > target:
+                # No event is due before target: where run(until=target) ends, without scheduling and
+                # processing a stop event (about 15 us of every Modbus request).
+                env._now = target
+            else:
+                env.run(until=target)
         now = time.monotonic()
         if self._power == "booting" and now >= self._boot_until:
             self._power = "on"

@@ -17,7 +17,15 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ..ocmf import Reading, format_tm, signature_algorithm
 from ..profile import Register
-from ..registers import ModbusException, RegisterMap, decode_bytes, decode_int
+from ..registers import (
+    ModbusException,
+    RegisterMap,
+    constant,
+    decode_bytes,
+    decode_int,
+    energy_counter,
+    measured,
+)
 from .base import MeterProtocol, Source, measurement_sources
 
 NOT_READY, RUNNING, READY, CORRUPTED = 0, 1, 2, 3
@@ -201,11 +209,11 @@ class Em580Protocol(MeterProtocol):
         raw_key = m.key.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint) + b"\x00"
         sources = measurement_sources(regmap)
         sources.update({
-            "phase_sequence": lambda: -1 if m.grid.phase_order == "ccw" else 1,
+            "phase_sequence": measured(lambda: -1 if m.grid.phase_order == "ccw" else 1),
             "firmware_measure": lambda: _firmware_word(p.firmware),
             "firmware_comm": lambda: _firmware_word(p.firmware),
-            "energy_import_total": lambda: float(m.energy_register()),
-            "energy_export_total": lambda: 0.0,
+            "energy_import_total": energy_counter(lambda: float(m.energy_register())),
+            "energy_export_total": constant(lambda: 0.0),
             "signed_snapshot": lambda: self._snapshot(key_bytes),
             "signature_type": lambda: 1 if p.curve == "brainpoolP384r1" else 0,
             "public_key_raw": lambda: raw_key,

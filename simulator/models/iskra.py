@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from ..errors import MetadataError
 from ..ocmf import Reading, format_tm
 from ..profile import Register
-from ..registers import ModbusException, RegisterMap, decode_int, measured
+from ..registers import ModbusException, RegisterMap, constant, decode_int, energy_counter, measured
 from .base import MeterProtocol, Source
 
 KEY_ORDER = (
@@ -378,11 +378,11 @@ class IskraProtocol(MeterProtocol):
             "frequency": measured(lambda: regmap.measurements().frequency_hz),
             "power_total": measured(lambda: math.fsum(regmap.measurements().power_w)),
             "reactive_power_total": measured(lambda: math.fsum(regmap.measurements().reactive_var)),
-            "phase_sequence": lambda: 0 if m.grid.phase_order == "cw" else 1,
-            "energy_import_exponent": lambda: exponent,
-            "energy_export_exponent": lambda: exponent,
-            "energy_import_counter": lambda: m.energy_register(),
-            "energy_export_counter": lambda: 0,
+            "phase_sequence": measured(lambda: 0 if m.grid.phase_order == "cw" else 1),
+            "energy_import_exponent": constant(lambda: exponent),
+            "energy_export_exponent": constant(lambda: exponent),
+            "energy_import_counter": energy_counter(lambda: m.energy_register()),
+            "energy_export_counter": constant(lambda: 0),
             "charging_state": lambda: self.transaction_state,
             "command": lambda: self.last_command,
             "signature_status": lambda: int(self.signature_status),

@@ -14,8 +14,11 @@ from ..registers import (
     FC_WRITE_MULTIPLE,
     ModbusException,
     RegisterMap,
+    constant,
     decode_bytes,
     decode_int,
+    energy_counter,
+    measured,
 )
 from ..transactions import Command, Transaction, TransactionEngine, TxError, TxState
 from .base import MeterProtocol, Source, measurement_sources
@@ -231,7 +234,7 @@ class ReferenceProtocol(MeterProtocol):
             def get() -> float:
                 return m.energy_registers()[index + 1] * 0.1  # type: ignore[no-any-return]
 
-            return get
+            return energy_counter(get)  # type: ignore[no-any-return]
 
         sources: dict[str, Source] = {
             "serial_number": lambda: m.serial,
@@ -240,9 +243,9 @@ class ReferenceProtocol(MeterProtocol):
             "firmware": lambda: p.firmware,
             "capabilities": lambda: p.capabilities,
             "map_version": lambda: p.map_version,
-            "energy_import_total": lambda: m.energy_register() * 0.1,
-            "energy_export_total": lambda: 0,
-            "phase_sequence": lambda: 0 if m.grid.phase_order == "cw" else 1,
+            "energy_import_total": energy_counter(lambda: m.energy_register() * 0.1),
+            "energy_export_total": constant(lambda: 0),
+            "phase_sequence": measured(lambda: 0 if m.grid.phase_order == "cw" else 1),
             "status_flags": status_flags,
             "transaction_state": lambda: int(eng.state),
             "last_error": lambda: int(eng.last_error),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from ..registers import RegisterMap
+from ..registers import RegisterMap, constant, energy_counter
 from .base import MeterProtocol, Source, measurement_sources
 
 METER_CODE = 0x0070
@@ -22,15 +22,17 @@ class Sdm630Protocol(MeterProtocol):
         per_kwh = 1000.0
 
         def phase_kwh(index: int) -> Source:
-            return lambda: m.energy_registers()[index + 1] * self.profile.energy_resolution_wh / per_kwh
+            return energy_counter(  # type: ignore[no-any-return]
+                lambda: m.energy_registers()[index + 1] * self.profile.energy_resolution_wh / per_kwh)
 
         sources = measurement_sources(regmap)
         sources.update({
-            "energy_import_total": lambda: m.energy_register() * self.profile.energy_resolution_wh / per_kwh,
-            "energy_export_total": lambda: 0.0,
-            "energy_export_l1": lambda: 0.0,
-            "energy_export_l2": lambda: 0.0,
-            "energy_export_l3": lambda: 0.0,
+            "energy_import_total": energy_counter(
+                lambda: m.energy_register() * self.profile.energy_resolution_wh / per_kwh),
+            "energy_export_total": constant(lambda: 0.0),
+            "energy_export_l1": constant(lambda: 0.0),
+            "energy_export_l2": constant(lambda: 0.0),
+            "energy_export_l3": constant(lambda: 0.0),
             "modbus_address": lambda: float(m.unit),
             "serial_number": lambda: SERIAL_BASE + m.unit,
             "meter_code": lambda: METER_CODE,
