@@ -17,17 +17,17 @@ from benchlib import BenchError
 from rigs.frames import crc16
 
 
-def read_request(unit: int, address: int, count: int) -> bytes:
-    """An FC03 (read holding registers) frame with its CRC."""
-    body = struct.pack(">BBHH", unit, 3, address, count)
+def read_request(unit: int, address: int, count: int, function: int = 3) -> bytes:
+    """An FC03 (read holding registers) or FC04 (read input registers) frame with its CRC."""
+    body = struct.pack(">BBHH", unit, function, address, count)
     return body + crc16(body).to_bytes(2, "little")
 
 
-def check_read_reply(reply: bytes, unit: int, count: int) -> list[int]:
+def check_read_reply(reply: bytes, unit: int, count: int, function: int = 3) -> list[int]:
     """The registers of a good FC03 reply; BenchError naming what is wrong otherwise."""
     if len(reply) >= 5 and reply[1] & 0x80:
         raise BenchError(f"unit {unit} answered exception {reply[2]:02d}")
-    if len(reply) != 5 + 2 * count or reply[0] != unit or reply[1] != 3 or reply[2] != 2 * count:
+    if len(reply) != 5 + 2 * count or reply[0] != unit or reply[1] != function or reply[2] != 2 * count:
         raise BenchError(f"unit {unit}: malformed reply {reply.hex()}")
     if crc16(reply[:-2]) != int.from_bytes(reply[-2:], "little"):
         raise BenchError(f"unit {unit}: bad CRC in reply {reply.hex()}")
@@ -48,16 +48,17 @@ class RtuClient:
         self._poll = select.poll()
         self._poll.register(self.fd, select.POLLIN)
 
-    def timed_read(self, unit: int, address: int, count: int, frame: bytes | None = None) -> float:
+    def timed_read(self, unit: int, address: int, count: int, frame: bytes | None = None,
+                   function: int = 3) -> float:
         """Seconds from the request's write to the reply's last byte; the reply is checked."""
-        reply, elapsed = self._exchange(frame or read_request(unit, address, count), 5 + 2 * count)
-        check_read_reply(reply, unit, count)
+        reply, elapsed = self._exchange(frame or read_request(unit, address, count, function), 5 + 2 * count)
+        check_read_reply(reply, unit, count, function)
         return elapsed
 
-    def read(self, unit: int, address: int, count: int) -> list[int]:
+    def read(self, unit: int, address: int, count: int, function: int = 3) -> list[int]:
         """The registers (for setting up a benchmark)."""
-        reply, _ = self._exchange(read_request(unit, address, count), 5 + 2 * count)
-        return check_read_reply(reply, unit, count)
+        reply, _ = self._exchange(read_request(unit, address, count, function), 5 + 2 * count)
+        return check_read_reply(reply, unit, count, function)
 
     def receive(self, size: int) -> bytes:
         """Exactly `size` bytes (waiting with poll); BenchError when they do not come in time."""
