@@ -2,7 +2,10 @@
 table (model x requirement) at the end.
 
 Each model's run is its own pytest process with its own reports directory (reports/<model>/), so the
-reports stay apart; the table is read back from each run's summary.json, the suite's own record.
+reports stay apart; the table is read back from each run's summary.json, the suite's own record. Each run's
+peak memory is the largest resident set any one process of its tree reached (ru_maxrss from wait4 on that
+one child: the pytest process and the meter-sim processes it reaped; a maximum, not a sum), so runs in
+parallel are measured apart; the table and reports/conformance-all.json give it beside the wall time.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import json
+import os
 import subprocess
 import sys
 import time
@@ -30,8 +34,9 @@ def simulated_models() -> list[str]:
     return [name for name in known_models() if name in PROTOCOLS]
 
 
-def run_model(model: str, rig: str, reports: Path) -> tuple[int, float]:
-    """Run the suite on one model; its exit code and wall seconds. Output goes to reports/<model>/run.log."""
+def run_model(model: str, rig: str, reports: Path) -> tuple[int, float, float]:
+    """Run the suite on one model; its exit code, wall seconds and peak memory (MiB, the largest resident
+    set of the pytest process and its reaped children). Output goes to reports/<model>/run.log."""
     out = reports / model
     out.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--rig", rig,
@@ -39,19 +44,25 @@ def run_model(model: str, rig: str, reports: Path) -> tuple[int, float]:
                f"--cucumberjson={out / 'cucumber.json'}", str(SUITE)]
     started = time.monotonic()
     with (out / "run.log").open("w") as log:
-        done = subprocess.run(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=False)
-    return done.returncode, time.monotonic() - started
+        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(process.pid, 0)  # this child's own rusage, not every child's
+        process.returncode = os.waitstatus_to_exitcode(status)
+    return process.returncode, time.monotonic() - started, usage.ru_maxrss / 1024  # Linux: KiB
 
 
-def verdict_table(models: list[str], reports: Path) -> tuple[list[str], bool]:
-    """Lines of the model x requirement table, and whether every model passed."""
+def verdict_table(models: list[str], reports: Path,
+                  peaks: dict[str, float] | None = None) -> tuple[list[str], bool]:
+    """Lines of the model x requirement table (with each run's peak memory), and whether every model
+    passed."""
+    peaks = peaks or {}
     summaries: dict[str, dict] = {}
     for model in models:
         path = reports / model / "summary.json"
         summaries[model] = json.loads(path.read_text()) if path.exists() else {}
     requirements = sorted({r for s in summaries.values() for r in s.get("requirements", {})})
     width = max(len(m) for m in models) + 2
-    lines = [f"{'model':{width}}" + "".join(f"{r:>13}" for r in requirements) + f"{'verdict':>13}"]
+    lines = [f"{'model':{width}}" + "".join(f"{r:>13}" for r in requirements) + f"{'verdict':>13}"
+             + f"{'peak MiB':>10}"]
     all_pass = True
     for model, summary in summaries.items():
         verdict = summary.get("verdict", "NO REPORT")
@@ -69,7 +80,8 @@ def verdict_table(models: list[str], reports: Path) -> tuple[list[str], bool]:
                 cells.append("n/a")
             else:
                 cells.append("SKIP")
-        lines.append(f"{model:{width}}" + "".join(f"{c:>13}" for c in cells) + f"{verdict:>13}")
+        peak = f"{peaks[model]:.0f}" if model in peaks else "-"
+        lines.append(f"{model:{width}}" + "".join(f"{c:>13}" for c in cells) + f"{verdict:>13}{peak:>10}")
     return lines, all_pass
 
 
@@ -90,17 +102,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     reports = Path(args.reports)
     print(f"conformance-all: {len(models)} models ({', '.join(models)}), {args.jobs} at a time", flush=True)
     started = time.monotonic()
+    runs: dict[str, dict[str, float]] = {}
     with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        runs = {pool.submit(run_model, model, args.rig, reports): model for model in models}
-        for done, future in enumerate(concurrent.futures.as_completed(runs), 1):
-            model = runs[future]
-            code, seconds = future.result()
-            print(f"[{done}/{len(models)}] {model}: exit {code} in {seconds:.0f} s "
+        futures = {pool.submit(run_model, model, args.rig, reports): model for model in models}
+        for done, future in enumerate(concurrent.futures.as_completed(futures), 1):
+            model = futures[future]
+            code, seconds, peak = future.result()
+            runs[model] = {"exit": code, "seconds": seconds, "peak_rss_mib": peak}
+            print(f"[{done}/{len(models)}] {model}: exit {code} in {seconds:.0f} s, peak {peak:.0f} MiB "
                   f"(log: {reports / model / 'run.log'})", flush=True)
-    print(f"conformance-all: {time.monotonic() - started:.0f} s in all")
-    lines, all_pass = verdict_table(models, reports)
+    total = time.monotonic() - started
+    worst = max(runs, key=lambda m: runs[m]["peak_rss_mib"])
+    print(f"conformance-all: {total:.0f} s in all, {args.jobs} at a time; peak memory of a run "
+          f"{runs[worst]['peak_rss_mib']:.0f} MiB ({worst})")
+    lines, all_pass = verdict_table(models, reports, {m: r["peak_rss_mib"] for m, r in runs.items()})
     print()
     print("\n".join(lines))
+    reports.mkdir(parents=True, exist_ok=True)
+    (reports / "conformance-all.json").write_text(json.dumps(
+        {"jobs": args.jobs, "seconds": total, "load_average_1min": os.getloadavg()[0], "models": runs,
+         "all_pass": all_pass}, indent=2, sort_keys=True) + "\n")
     return 0 if all_pass else 1
 
 
