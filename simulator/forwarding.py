@@ -21,6 +21,8 @@ from dataclasses import dataclass
 TO_METER = "to_meter"
 TO_DRIVER = "to_driver"
 ByteCallback = Callable[[str, bytes, float], None]
+SPIN_S = 0.0005
+"""The last stretch before a due frame is waited in a yielding loop rather than a sleep (see _until)."""
 DeliveryHook = Callable[[str, bytes], bytes]
 """hook(direction, data) -> the bytes to deliver instead (a prefix, nothing, or bytes held back before)."""
 
@@ -161,11 +163,13 @@ class Forwarder:
         while not self._stop.is_set():
             timeout_ms = None
             if self._queue:
-                remaining = self._queue[0][0] - time.monotonic()
-                if 0 < remaining < 0.001:  # poll() rounds up to whole ms: sleep the rest, be on time
-                    time.sleep(remaining)
-                    remaining = 0
-                timeout_ms = max(0, int(remaining * 1000))  # rounded down: wake early, never late
+                due = self._queue[0][0]
+                remaining = due - time.monotonic()
+                if remaining > SPIN_S + 0.001:
+                    timeout_ms = int((remaining - SPIN_S) * 1000)  # rounded down: wake early, never late
+                else:
+                    self._until(due, remaining)
+                    timeout_ms = 0
             for fd, events in poller.poll(timeout_ms):
                 if fd == self._wake_r:
                     with contextlib.suppress(OSError):
@@ -174,6 +178,15 @@ class Forwarder:
                     if not self._receive(fd, sources[fd]):
                         poller.unregister(fd)
             self._deliver_due()
+
+    @staticmethod
+    def _until(due: float, remaining: float) -> None:
+        """Be at `due` on time: sleep to SPIN_S before it (a sleep wakes up to a few tenths of a ms late),
+        then yield the CPU in a loop until it (a frame at 115200 baud is due to the tenth of a ms)."""
+        if remaining > SPIN_S:
+            time.sleep(remaining - SPIN_S)
+        while time.monotonic() < due:
+            time.sleep(0)  # releases the GIL and the CPU at each turn
 
     def _receive(self, fd: int, direction: str) -> bool:
         try:
