@@ -77,6 +77,8 @@ bench: $(STAMP)
 	$(PY) bench/time_compression.py $(BENCH_ARGS)
 	$(PY) bench/conformance_suite.py $(BENCH_ARGS)
 	$(PY) bench/remote_latency.py $(BENCH_ARGS)
+	$(PY) bench/conformance_all.py $(BENCH_ARGS)
+	$(PY) bench/goals.py
 
 # Fault campaign (campaign/, docs/reliability.md): SCHEDULES seeded schedules of sessions with link drops,
 # power losses, meter-sim kills and whole-system failures on JOBS rigs in parallel, on the rig file RIG
