@@ -17,8 +17,14 @@ from collections.abc import Awaitable, Callable
 
 from pymodbus import FramerType
 from pymodbus.constants import ExcCodes
+from pymodbus.exceptions import NoSuchIdException
 from pymodbus.framer.rtu import FramerRTU
 from pymodbus.pdu import DecodePDU, ExceptionResponse, ModbusPDU
+from pymodbus.pdu.register_message import (
+    ReadHoldingRegistersRequest,
+    ReadHoldingRegistersResponse,
+    ReadInputRegistersResponse,
+)
 from pymodbus.server import ModbusSerialServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
@@ -83,6 +89,29 @@ def _illegal_function_classes(supported: tuple[int, ...]) -> list[type[ModbusPDU
     ]
 
 
+def _direct_read_classes(server: MeterServer) -> list[type[ModbusPDU]]:
+    """FC03/FC04 requests (those the profile has) answered from the register map straight away.
+
+    pymodbus's own path for a read goes through its simulator runtime: a per-register flag check of the
+    SimData block, then the action hook, then a copy into and a slice out of the block. The map checks
+    addresses itself, so these PDUs skip all three; the answer is the same (words, exception 02 for an
+    address the map does not have, silence for a unit not on the bus)."""
+
+    def make(code: int) -> type[ModbusPDU]:
+        response = ReadHoldingRegistersResponse if code == 3 else ReadInputRegistersResponse
+
+        async def datastore_update(self: ModbusPDU, context: object, device_id: int) -> ModbusPDU:
+            values = await server.read_values(device_id, code, self.address, self.count)  # type: ignore[attr-defined]
+            if isinstance(values, ExcCodes):
+                return ExceptionResponse(code, values)
+            return response(registers=values, dev_id=device_id, transaction_id=self.transaction_id)
+
+        return type(f"DirectRead{code:02X}", (ReadHoldingRegistersRequest,),
+                    {"function_code": code, "datastore_update": datastore_update})
+
+    return [make(code) for code in (3, 4) if code in server.functions]
+
+
 class MeterServer:
     """Serves the meters at `units` on one serial port (a pty slave path or a real device)."""
 
@@ -135,7 +164,7 @@ class MeterServer:
             stopbits=self._stopbits,
             ignore_missing_devices=True,
             trace_packet=self._trace_packet,
-            custom_pdu=_illegal_function_classes(self.functions),
+            custom_pdu=_illegal_function_classes(self.functions) + _direct_read_classes(self),
         )
         self._server.framer = SilenceResetFramer  # used for the connection serve_forever makes
         self._task = asyncio.create_task(self._server.serve_forever())
@@ -180,6 +209,17 @@ class MeterServer:
             )
 
         return action
+
+    async def read_values(
+        self, unit: int, function_code: int, address: int, count: int
+    ) -> list[int] | ExcCodes:
+        """A read for `unit` (FC03/FC04 the profile has): the words or the exception; NoSuchIdException
+        (pymodbus then sends nothing) for a unit not on this bus, as for a device it does not know."""
+        if unit not in self.units:
+            raise NoSuchIdException(f"unit {unit} is not on this bus")
+        registers = [0] * count
+        outcome = await self._serve(unit, function_code, address, address, count, registers, None)
+        return registers if outcome is None else outcome
 
     async def _serve(
         self,
