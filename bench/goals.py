@@ -44,8 +44,10 @@ def wire(data: dict[str, Any]) -> list[list[object]]:
             continue
         pct = 100 * r["fraction_of_limit"]
         cause = "" if r["goal_met"] else (
-            f"{r['meter_excess_ms_per_request']:.2f} ms meter side (meter-sim turnaround + pty hops + proxy "
-            f"delivery) and {r['driver_excess_ms_per_request']:.2f} ms driver side a request")
+            f"median {r['meter_excess_ms_per_request']:.2f} ms meter side (meter-sim turnaround, pty hops, "
+            f"proxy delivery) and {r['driver_excess_ms_per_request']:.2f} ms driver side a request; "
+            f"{100 * r['fraction_of_limit_median_cycle']:.1f} % from the median cycle "
+            "(above the mean: stalls)")
         rows.append([f"wire {r['line']} {r['model']} {r['what']}", f"{pct:.1f} %",
                      "met" if r["goal_met"] else f"gap {97 - pct:.1f} pts", cause])
     return rows
