@@ -78,6 +78,7 @@ bench: $(STAMP)
 	$(PY) bench/conformance_suite.py $(BENCH_ARGS)
 	$(PY) bench/remote_latency.py $(BENCH_ARGS)
 	$(PY) bench/conformance_all.py $(BENCH_ARGS)
+	$(PY) bench/campaign_speed.py $(BENCH_ARGS)
 	$(PY) bench/goals.py
 
 # Fault campaign (campaign/, docs/reliability.md): SCHEDULES seeded schedules of sessions with link drops,

@@ -31,6 +31,9 @@ from rigs.spec import load_rig, with_model  # noqa: E402
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--schedules", type=int, default=30)
+    p.add_argument("--quick", action="store_const", const=12, dest="schedules",
+                   help="12 schedules (make bench's default sizes)")
+    p.add_argument("--full", action="store_const", const=60, dest="schedules", help="60 schedules")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--model", default="reference")
     p.add_argument("--rig", default=str(ROOT / "rigs" / "campaign.toml"))
