@@ -17,6 +17,7 @@ import json
 import logging
 import multiprocessing
 import queue
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -39,8 +40,14 @@ def run_schedules(schedules: list[Schedule], config: RunnerConfig) -> Iterator[S
             yield runner.run(schedule)
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM unwinds like Ctrl-C, so each rig closes its meter-sim (and the one kept waiting)."""
+    raise SystemExit(128 + signum)
+
+
 def _worker(args: tuple[list[Schedule], RunnerConfig, Any]) -> None:
     schedules, config, results = args
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     logging.basicConfig(level=logging.CRITICAL)  # the driver's warnings are expected here by the thousand
     try:
         for result in run_schedules(schedules, config):
@@ -65,6 +72,7 @@ def run_campaign(schedules: list[Schedule], jobs: int, config: RunnerConfig, pro
     for w in workers:
         w.start()
     running = len(workers)
+    interrupted = False
     try:
         while running:
             try:
@@ -88,8 +96,13 @@ def run_campaign(schedules: list[Schedule], jobs: int, config: RunnerConfig, pro
                       f"{failure_json(item)}", file=out, flush=True)
             if summary.schedules % progress_every == 0 or summary.schedules == len(schedules):
                 print(summary.progress(len(schedules), time.monotonic() - began), file=out, flush=True)
+    except BaseException:  # Ctrl-C or SIGTERM: stop the rigs now, not after their schedules
+        interrupted = True
+        raise
     finally:
         for w in workers:
+            if interrupted and w.is_alive():
+                w.terminate()
             w.join(timeout=60)
             if w.is_alive():
                 w.terminate()
@@ -164,6 +177,7 @@ def _check_model(config: RunnerConfig) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)  # a killed campaign leaves no rig running
     if args.schedules < 1 or args.jobs < 1 or args.progress_every < 1 or args.first < 0:
         parser.error("--schedules, --jobs and --progress-every must be positive, --first not negative")
     for name in ("speed", "boot_delay", "signing_delay"):
