@@ -404,8 +404,17 @@ class PowermeterDriver:
             transaction_min_stop_time=when(started.min_stop_time),
             transaction_max_stop_time=when(started.max_stop_time),
         )
-        if started.begin_record is not None:
-            response.signed_meter_value = self._signed(started.begin_record)
+        begin, key = started.begin_record, self.public_key_ocmf
+        if begin is not None and key is not None and self._verify(begin, key):
+            # read torn by a power loss (a blank buffer, or the record before): read it again; if that
+            # does not verify either, the stop's answer carries the begin record (fetched then)
+            again = self._require_transactions().fetch_begin(transaction_id)
+            ok = again is not None and not self._verify(again, key)
+            log.warning("the begin record of %r read did not verify; %s", transaction_id,
+                        "the one fetched again does" if ok else "the stop's answer will carry it")
+            begin = again if ok else None
+        if begin is not None:
+            response.signed_meter_value = self._signed(begin)
             self._begin_records[transaction_id] = response.signed_meter_value
         return response
 

@@ -201,6 +201,11 @@ class MeterProtocol(ABC):
     def fetch(self, transaction_id: str) -> Stopped | None:
         """The stored record of a closed transaction, None when the meter holds none for it."""
 
+    def fetch_begin(self, transaction_id: str) -> str | None:
+        """The begin record of a transaction whose meter signs begin and end apart, read again from the
+        meter; None for a model without separate begin records (the default)."""
+        return None
+
     def notice_reboot(self) -> None:
         """Read what tells that the meter rebooted, count it in reboots_seen and set the clock again; a
         protocol whose meter can tell overrides this (the default notices nothing)."""

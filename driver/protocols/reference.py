@@ -293,6 +293,10 @@ class ReferenceProtocol(MeterProtocol):
         state = self._run_command(reg.CMD_FETCH, f"fetch of the record of {transaction_id!r}")
         return Stopped(transaction_id, self._read_record(state), self._begin_record(transaction_id))
 
+    def fetch_begin(self, transaction_id: str) -> str | None:
+        return self.again_after_reboot(f"fetch of the begin record of {transaction_id!r}",
+                                       lambda: self._begin_record(transaction_id))
+
     def _begin_record(self, transaction_id: str) -> str | None:
         """The begin record of a meter that signs it apart (command 5), None for one record holding both."""
         assert self.identity is not None

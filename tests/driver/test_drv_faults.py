@@ -408,3 +408,24 @@ def test_a_reboot_between_the_id_and_the_command_runs_the_command_again(fresh_si
     else:
         records = [t for t in status["closed_transactions"] if t["transaction_id"] == "drv-rb-1"]
         assert response.signed_meter_value.signed_meter_data == records[0]["ocmf"]
+
+
+def test_a_begin_record_read_torn_by_a_reboot_is_fetched_again(make_driver):
+    """A meter that signs begin and end apart (reference-sr): a power loss between the start and the read
+    of its begin record leaves the buffer blank; the start answers the begin record fetched again."""
+    meter = SimMeter(profile="reference-sr", speed=60.0)
+    try:
+        drv = make_driver(meter.path, model="reference-sr")
+        torn = RebootBefore(drv.protocol.link, meter, "read", RESULT_BUFFER)
+        drv.protocol.link = torn
+        started = drv.start_transaction(request_for("drv-torn-b"))
+        assert torn.cuts == 1
+        assert started.status is OK, started.error
+        begin = started.signed_meter_value.signed_meter_data
+        assert ocmf.verify(begin, drv.public_key_ocmf).valid
+        drv.protocol.link = torn._link
+        assert drv.stop_transaction("drv-torn-b").status is OK
+        truth = [t for t in meter.status()["closed_transactions"] if t["transaction_id"] == "drv-torn-b"]
+        assert begin == truth[0]["begin_ocmf"]
+    finally:
+        meter.close()
