@@ -46,7 +46,7 @@ class SilenceResetFramer(FramerRTU):
     """
 
     def __init__(self, decoder: DecodePDU) -> None:
-        super().__init__(decoder)
+        super().__init__(_MeterDecoder(decoder))  # type: ignore[arg-type]
         self._pending = 0
         self._last_rx = 0.0
 
@@ -79,6 +79,56 @@ class _IllegalFunction(ModbusPDU):
     async def datastore_update(self, context: object, device_id: int) -> ModbusPDU:
         """Exception 01 whatever the device."""
         return ExceptionResponse(self.function_code, ExcCodes.ILLEGAL_FUNCTION)
+
+
+class _IllegalValue(ModbusPDU):
+    """A request of a function the meter has whose fields break Modbus's limits (a read of 0 or more than
+    125 registers, a write of more than 123 or a byte count that disagrees): exception 03.
+
+    pymodbus's decoder refuses such a request, and its server then answers exception 01 under function
+    code 0 (`01 80 01`), which no meter sends.
+    """
+
+    def __init__(self, function_code: int) -> None:
+        super().__init__()
+        self.function_code = function_code
+
+    async def datastore_update(self, context: object, device_id: int) -> ModbusPDU:
+        """Exception 03 whatever the device."""
+        return ExceptionResponse(self.function_code, ExcCodes.ILLEGAL_VALUE)
+
+
+class _MeterDecoder:
+    """pymodbus's request decoder, deciding as a meter does what the requests it refuses are.
+
+    A function code with bit 7 set (0x80-0xFF) is a request's too: pymodbus takes it for an exception
+    answer (a 5-byte frame, then answered 04 as its datastore cannot serve one, or not at all when the
+    frame is longer); a meter answers exception 01, as for any function it lacks. A request of a known
+    function that does not decode is answered exception 03 (_IllegalValue).
+    """
+
+    def __init__(self, decoder: DecodePDU) -> None:
+        self._decoder = decoder
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._decoder, name)
+
+    def lookupPduClass(self, data: bytes) -> type[ModbusPDU] | None:
+        """The request class that sizes the frame starting at data (unit id, function code, ...)."""
+        if data[1] & 0x80:
+            return _IllegalFunction
+        return self._decoder.lookupPduClass(data)
+
+    def decode(self, frame: bytes) -> ModbusPDU | None:
+        """The request in frame (function code, data); None when the function code is none at all (0)."""
+        if frame[0] & 0x80:
+            pdu = _IllegalFunction()
+            pdu.function_code = frame[0]
+            return pdu
+        pdu = self._decoder.decode(frame)
+        if pdu is None and self._decoder.pdu_table.get(frame[0], (None,))[0] is not None:
+            return _IllegalValue(frame[0])
+        return pdu
 
 
 def _illegal_function_classes(supported: tuple[int, ...]) -> list[type[ModbusPDU]]:
