@@ -21,7 +21,7 @@ KEEP_GOING_ENV = "FUZZ_KEEP_GOING"
 """Set to a directory: crashes are saved there and counted, and fuzzing goes on (make fuzz)."""
 
 
-class Finding(Exception):  # noqa: N818 - a finding, not an error of the code under test
+class Finding(Exception):
     """A promise the code under test broke without raising (a bad answer, a wrong exception code)."""
 
 
