@@ -295,13 +295,20 @@ class ModbusLink:
                 raise CommunicationError(
                     f"no answer from unit {self.unit} on {self.port} to {what} at 0x{address:04X}: {exc}"
                 ) from None
-        if isinstance(response, ExceptionResponse) or response.isError():  # type: ignore[attr-defined]
+        answered = getattr(response, "function_code", None)
+        is_exception = isinstance(response, ExceptionResponse) or response.isError()  # type: ignore[attr-defined]
+        if is_exception and answered is not None and answered & 0x7F != function_code:
+            # An exception answer to another function (an FC03 exception to a write) answers another request.
+            raise CommunicationError(
+                f"unit {self.unit} on {self.port} answered an exception of function code {answered & 0x7F} "
+                f"to {what} at 0x{address:04X}, which used function code {function_code}"
+            )
+        if is_exception:
             code = getattr(response, "exception_code", 0)
             text = MODBUS_EXCEPTIONS.get(code, "unknown exception")
             raise MeterExceptionError(
                 code, f"meter answered exception {code:02d} ({text}) to {what} at 0x{address:04X}"
             )
-        answered = getattr(response, "function_code", None)
         if answered != function_code:
             # An answer to another function (e.g. FC04 input registers to an FC03 read) carries other data.
             raise CommunicationError(

@@ -82,6 +82,26 @@ MAX_TT = 250
 OCMF_VERSION = "1.0"
 
 
+ENERGY_REGISTERS = {"import": (418, 414), "export": (420, 415)}  # counter (s32), exponent (s16)
+
+
+def energy_wh(values: dict[str, Any], direction: str, registers: tuple[int, int]) -> float:
+    """An energy counter times ten to its exponent; CommunicationError naming the registers and values
+    when that is no finite number (an s16 exponent of garbage such as 32767 overflows a float)."""
+    counter, exponent = values[f"{direction}_counter"], values[f"{direction}_exponent"]
+    try:
+        energy = counter * 10.0**exponent
+    except OverflowError:
+        energy = math.inf
+    if not math.isfinite(energy):
+        raise CommunicationError(
+            f"meter sent {direction} energy counter {counter} (input register {registers[0]}) with "
+            f"exponent {exponent} (input register {registers[1]}): {counter} x 10^{exponent} Wh is out "
+            "of range"
+        )
+    return energy
+
+
 def status_text(code: int) -> str:
     """The manual's name of a signature status."""
     return f"{SIGNATURE_STATUS.get(code, 'unknown status')} (signature status {code})"
@@ -200,8 +220,8 @@ class IskraProtocol(MeterProtocol):
             timestamp=rfc3339(time.time()),
             meter_id=self.services.config.meter_id or self.identity.serial_number,
             phase_seq_error=values["phase_sequence"] == 1,
-            energy_import=Energy(total=values["import_counter"] * 10.0 ** values["import_exponent"]),
-            energy_export=Energy(total=values["export_counter"] * 10.0 ** values["export_exponent"]),
+            energy_import=Energy(total=energy_wh(values, "import", ENERGY_REGISTERS["import"])),
+            energy_export=Energy(total=energy_wh(values, "export", ENERGY_REGISTERS["export"])),
         )
 
     # --- commands ------------------------------------------------------------------------------
