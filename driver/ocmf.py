@@ -10,7 +10,6 @@ See docs/ocmf.md for the checks and the decisions behind them.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import json
 import re
@@ -404,7 +403,7 @@ def _decode_binary(text: str, encoding: str, where: str) -> bytes:
     if encoding == "base64":
         try:
             return base64.b64decode(compact, validate=True)
-        except binascii.Error:
+        except ValueError:  # binascii.Error, or non-ASCII text
             raise OcmfFormatError(f"{where}: not valid base64 (SE is base64)") from None
     raise OcmfFormatError(f"signature section: SE {encoding!r} unknown (expected hex or base64)")
 
@@ -609,7 +608,7 @@ def key_bytes(public_key: str | bytes) -> bytes:
         return bytes.fromhex(digits)
     try:
         return base64.b64decode("".join(text.split()), validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or non-ASCII text
         raise OcmfFormatError("public key: neither hex nor base64 (nor PEM)") from None
 
 
