@@ -258,8 +258,15 @@ class Harness:
         return self.benches[model]
 
     def close(self) -> None:
+        """Stop every server, close the loop, remove the state directories (tests call it)."""
         for bench in self.benches.values():
+            with contextlib.redirect_stderr(io.StringIO()):
+                self.loop.run_until_complete(bench.server.stop())
+            bench.sim.power_off()
             shutil.rmtree(bench.dir, ignore_errors=True)
+        self.benches.clear()
+        self.loop.close()
+        asyncio.set_event_loop(None)
 
 
 HARNESS: Harness | None = None
