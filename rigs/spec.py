@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import shlex
 import tomllib
 from dataclasses import dataclass, field
@@ -142,6 +143,8 @@ class _Fields:
 
     def positive(self, key: str, kind: type | tuple[type, ...], default: Any) -> Any:
         value = self.get(key, kind, default)
+        if not math.isfinite(value):  # TOML has nan and inf
+            self.fail(key, f"must be a finite number, got {value!r}")
         if value <= 0:
             self.fail(key, f"must be positive, got {value!r}")
         return value
@@ -243,6 +246,8 @@ def _power(path: Path, table: dict[str, Any], meter: MeterSpec, place: Place | N
         f.fail("switch", "the labgrid target has no power driver (a PowerProtocol such as "
                          "ExternalPowerDriver)")
     boot_wait = f.get("boot_wait", (int, float), 0.0)
+    if not math.isfinite(boot_wait):  # TOML has nan and inf
+        f.fail("boot_wait", f"must be a finite number, got {boot_wait}")
     if boot_wait < 0:
         f.fail("boot_wait", f"must not be negative, got {boot_wait}")
     if switch == "simulator" and meter.kind != "simulator":
