@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 RIG    ?= rigs/virtual.toml
 MODEL  ?=
 
-.PHONY: help test lint sim conformance conformance-all certify demo campaign bench clean
+.PHONY: help test lint sim conformance conformance-all certify demo campaign bench fuzz clean
 
 help:
 	@echo "make conformance [RIG=rigs/virtual.toml] [MODEL=iskra-wm3m4c]  the Gherkin conformance suite (the main job)"
@@ -17,12 +17,13 @@ help:
 	@echo "make sim                                  start a simulated meter on a pty (meter-sim --pty --speed 600)"
 	@echo "make campaign [RIG=..] [MODEL=..] [SCHEDULES=500] [JOBS=2] [SEED=1]  fault campaign: nothing lost or duplicated"
 	@echo "make bench                                benchmarks, printed side by side"
+	@echo "make fuzz [FUZZ_BUDGET=45|1000000runs]    each fuzz target in turn: inputs, coverage, crashes"
 	@echo "make lint                                 ruff"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,fuzz]'
 	touch $(STAMP)
 
 # An independent Eastron client library (sdm_modbus) needs an older pymodbus than the project pins: it
@@ -34,10 +35,11 @@ $(EASTRON): tests/simulator/eastron-client-requirements.txt
 	touch $(EASTRON)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check simulator driver rigs features tests bench examples campaign
+	$(VENV)/bin/ruff check simulator driver rigs features tests bench examples campaign fuzz
 
-# Unit and integration tests (tests/), then the conformance suite (the plugin's official scenarios in
-# features/) on every simulated model, two at a time, with the model x requirement table.
+# Unit and integration tests (tests/, with a short seeded pass of every fuzz target in tests/fuzz), then
+# the conformance suite (the plugin's official scenarios in features/) on every simulated model, two at a
+# time, with the model x requirement table.
 test: $(STAMP) $(EASTRON) lint
 	$(PY) -m pytest -q -p no:cacheprovider tests
 	$(PY) -m rigs.conformance_all --jobs 2 --reports reports/test-models
@@ -90,3 +92,12 @@ CAMPAIGN_RIG = $(if $(filter command line environment,$(origin RIG)),$(RIG),rigs
 campaign: $(STAMP)
 	$(PY) -m campaign --rig $(CAMPAIGN_RIG) $(if $(MODEL),--model $(MODEL)) --schedules $(or $(SCHEDULES),500) \
 		--seed $(or $(SEED),1) --jobs $(or $(JOBS),2) --failures reports/campaign
+
+# Coverage-guided fuzzing (fuzz/, atheris; docs/reliability.md "Fuzzing"): each target in turn for
+# FUZZ_BUDGET seconds (default 45: about four minutes in all) or inputs (e.g. FUZZ_BUDGET=1000000runs),
+# then inputs tried, exec/s, coverage (libFuzzer's cov and ft) and crashes; corpus, logs and crash inputs
+# under reports/fuzz/. Exit status 1 when a target crashed.
+FUZZ_BUDGET ?= 45
+
+fuzz: $(STAMP)
+	$(PY) -m fuzz.run --budget $(FUZZ_BUDGET) --out reports/fuzz
