@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from collections.abc import Iterator
 
 import atheris
@@ -178,8 +179,6 @@ class _Clock:
         self.offset = 0.0
 
     def monotonic(self) -> float:
-        import time
-
         return time.monotonic() + self.offset
 
 
@@ -217,9 +216,14 @@ class FrameBench:
 
     def __init__(self) -> None:
         self.clock = _Clock()
-        modbus_link.time = self.clock  # type: ignore[assignment]
+        modbus_link.time = self.clock  # type: ignore[assignment]  # undone by close()
         self.link = modbus_link.ModbusLink("socket://fuzz:1", unit=UNIT, baudrate=115200, parity="N",
                                            stopbits=1, bytesize=8, timeout=0.05, retries=0)
+
+    def close(self) -> None:
+        """Give modbus_link its clock back and close the link (tests call it)."""
+        modbus_link.time = time
+        self.link.close()
 
     def run(self, reader: Reader) -> None:
         op = (reader.byte() or 0) % 4

@@ -12,7 +12,15 @@ from driver.protocols import iskra
 from fuzz import driver_answers as target
 
 CRASHES = Path(__file__).parent / "crashes" / "driver_answers"
-ANSWER = bytes([0xFF])  # the kind byte of a read or write the meter answers
+ANSWER = bytes([0xFF])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def frame_bench():
+    yield
+    if target.FRAMES is not None:
+        target.FRAMES.close()
+        target.FRAMES = None  # the kind byte of a read or write the meter answers
 
 
 def words(*values: int) -> bytes:
