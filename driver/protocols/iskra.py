@@ -356,8 +356,10 @@ class IskraProtocol(MeterProtocol):
         if not status["dataset_length"] or not status["signature_length"]:
             return None
         record = self._read_record(f"fetch of {transaction_id!r}")
-        payload = json.loads(record.split("|")[1])
-        ended = any(isinstance(r, dict) and r.get("TX") == "E" for r in payload.get("RD", []))
+        payload = json.loads(record.split("|")[1])  # a JSON object without '|' (_read_record)
+        readings = payload.get("RD")
+        readings = readings if isinstance(readings, list) else []
+        ended = any(isinstance(r, dict) and r.get("TX") == "E" for r in readings)
         if not ended or transaction_id_of(payload.get("TT")) != transaction_id:
             return None
         return Stopped(transaction_id, record)
@@ -371,7 +373,11 @@ class IskraProtocol(MeterProtocol):
             raise CommandFailed(f"{what}: the meter reports a signature of {length} bytes")
         signature = registers_to_bytes(self.link.read_holding(SIGNATURE, math.ceil(length / 2)))[:length]
         try:
-            json.loads(dataset)
+            payload = json.loads(dataset)
         except ValueError as exc:
             raise CommandFailed(f"{what}: the meter's signed dataset is not JSON ({exc})") from None
+        if not isinstance(payload, dict) or "|" in dataset:
+            # OCMF's payload is an object, and no section may hold '|': the record would not split again.
+            raise CommandFailed(f"{what}: the meter's signed dataset is not an OCMF payload (a JSON object "
+                                f"without '|'): {dataset[:40]!r}")
         return f'OCMF|{dataset}|{{"SD":"{signature.hex().upper()}"}}'

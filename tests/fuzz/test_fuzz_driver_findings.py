@@ -100,3 +100,46 @@ def test_saved_crash_inputs_pass_the_crash_rule(name):
         target.test_one((CRASHES / name).read_bytes())
     except DriverError:
         pass
+
+
+class Memory:
+    """A RegisterLink over a dict of holding registers (0 where unset), for one Iskra record."""
+
+    def __init__(self, registers):
+        self.registers = registers
+
+    def read_holding(self, address, count):
+        return [self.registers.get(address + i, 0) for i in range(count)]
+
+    read_input = read_holding
+
+    def write(self, address, values):
+        pass
+
+    write_multiple = write
+
+
+def iskra_with_dataset(dataset: str) -> iskra.IskraProtocol:
+    data = dataset.encode()
+    words = [int.from_bytes(data[i : i + 2].ljust(2, b"\0"), "big") for i in range(0, len(data), 2)]
+    registers = {iskra.STATUS.address: iskra.SIGNATURE_OK, iskra.STATUS.address + 5: len(data),
+                 iskra.STATUS.address + 6: 64}
+    registers |= {iskra.SIGNED_DATASET + i: w for i, w in enumerate(words)}
+    registers |= {iskra.SIGNATURE + i: 0x0101 for i in range(32)}
+    return iskra.IskraProtocol(Memory(registers), target.Services(iskra.IskraProtocol.model))
+
+
+@pytest.mark.parametrize("dataset", ['{"TT":"a|b<=>tx","RD":[{"TX":"E"}]}', "[1, 2]", '"text"'])
+def test_iskra_fetch_of_a_dataset_that_is_no_ocmf_payload_is_command_failed(dataset):
+    """Found in the reported run (crash-71a6df...): Iskra's fetch split its own record at '|' again, so
+    a signed dataset holding '|' raised JSONDecodeError; a dataset that is JSON but not an object raised
+    AttributeError at payload.get. Both are now refused as no OCMF payload (CommandFailed)."""
+    from driver.protocol import CommandFailed
+
+    with pytest.raises(CommandFailed, match="not an OCMF payload"):
+        iskra_with_dataset(dataset).fetch("tx")
+
+
+def test_iskra_fetch_with_readings_that_are_no_list_finds_no_record():
+    assert iskra_with_dataset('{"TT":"T<=>tx","RD":5}').fetch("tx") is None
+    assert iskra_with_dataset('{"TT":"T<=>tx","RD":[{"TX":"E"}]}').fetch("tx") is not None
