@@ -138,6 +138,7 @@ class Bench:
             self.dirty = False
         self.handler.recv_buffer = b""
         self.handler.framer._pending = 0  # type: ignore[attr-defined]
+        self.wire.sent.clear()  # the last input's answers (kept, they grew by a few per input)
 
     async def feed(self, chunks: list[tuple[bytes, bool]]) -> list[list[bytes]]:
         """Each chunk's answers (what the meter sent before the next chunk came).
