@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from campaign.report import Summary, failure_json
-from campaign.runner import TIMINGS, CampaignRunner, RunnerConfig, ScheduleResult, Timing
+from campaign.runner import TIMINGS, CampaignRunner, RunnerConfig, ScheduleResult, Timing, campaign_protocol
 from campaign.schedule import Schedule, ScheduleError, generate
 from rigs.errors import RigError
 
@@ -157,21 +157,8 @@ def config_from_args(args: argparse.Namespace) -> RunnerConfig:
                     timing.fault_seconds)
     fail_on = None if args.fail_on_powermeter_errors is None else args.fail_on_powermeter_errors == "true"
     config = RunnerConfig(rig=spec, timing=timing, fail_on_powermeter_errors=fail_on)
-    _check_model(config)
+    campaign_protocol(config)  # refused before any rig process starts
     return config
-
-
-def _check_model(config: RunnerConfig) -> None:
-    from driver.protocols import PROTOCOLS
-
-    protocol = PROTOCOLS.get(config.model)
-    if protocol is None or "transactions" not in protocol.features:
-        with_tx = [name for name, p in PROTOCOLS.items() if "transactions" in p.features]
-        raise RigError(f"model {config.model!r}: not a meter model with transactions (models with "
-                       f"transactions: {', '.join(with_tx)})")
-    if config.rig.meter.kind != "simulator":
-        raise RigError(f"{config.rig.path}: meter.kind is {config.rig.meter.kind!r}: the campaign needs a "
-                       "simulated meter, whose control socket gives the ground truth")
 
 
 def main(argv: list[str] | None = None) -> int:

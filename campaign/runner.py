@@ -215,22 +215,29 @@ class _ScheduleLog(logging.Handler):
                           f"{record.getMessage()}")
 
 
+def campaign_protocol(config: RunnerConfig) -> Any:
+    """The driver protocol of the campaign's model; RigError when the rig cannot carry a campaign (a
+    physical meter: the ground truth is meter-sim's control socket) or the model has no transactions."""
+    from driver.protocols import PROTOCOLS
+
+    protocol = PROTOCOLS.get(config.model)
+    if protocol is None or "transactions" not in protocol.features:
+        with_tx = [name for name, p in PROTOCOLS.items() if "transactions" in p.features]
+        raise RigError(f"model {config.model!r}: not a meter model with transactions (models with "
+                       f"transactions: {', '.join(with_tx)})")
+    if config.rig.meter.kind != "simulator":
+        raise RigError(f"{config.rig.path}: meter.kind is {config.rig.meter.kind!r}: the campaign needs a "
+                       "simulated meter, whose control socket gives the ground truth")
+    return protocol
+
+
 class CampaignRunner:
     """A meter-sim, a FaultWire and the rig's driver, reused across schedules. Use as a context manager."""
 
     def __init__(self, config: RunnerConfig) -> None:
-        from driver.protocols import PROTOCOLS
-
         self.config = config
         spec = config.rig
-        if spec.meter.kind != "simulator":
-            raise RigError(f"{spec.path}: the campaign needs a simulated meter (meter.kind = 'simulator'): "
-                           "its ground truth comes from meter-sim's control socket")
-        protocol = PROTOCOLS.get(config.model)
-        if protocol is None or "transactions" not in protocol.features:
-            with_tx = [name for name, p in PROTOCOLS.items() if "transactions" in p.features]
-            raise RigError(f"model {config.model!r}: not a meter model with transactions "
-                           f"({', '.join(with_tx)})")
+        protocol = campaign_protocol(config)
         self.features = protocol.features
         self.request_kinds = tuple(sorted({p.kind for p in protocol.requests}))
         self._make_driver = driver_factory(spec)
