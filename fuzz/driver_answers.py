@@ -24,6 +24,7 @@ import logging
 import sys
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import atheris
 
@@ -157,16 +158,20 @@ def run_protocol(model: str, reader: Reader) -> None:
         choice = reader.byte()
         if choice is None:
             return
-        operation = OPERATIONS[choice % len(OPERATIONS)]
-        try:
-            if operation == "start":
-                protocol.start(REQUEST)
-            elif operation in ("stop", "fetch"):
-                getattr(protocol, operation)(TRANSACTION_ID)
-            else:
-                getattr(protocol, operation)()
-        except DriverError:
-            continue
+        run_operation(protocol, OPERATIONS[choice % len(OPERATIONS)])
+
+
+def run_operation(protocol: Any, operation: str) -> None:
+    """One of OPERATIONS on the protocol, with the fixed request and id; a documented error is an answer."""
+    try:
+        if operation == "start":
+            protocol.start(REQUEST)
+        elif operation in ("stop", "fetch"):
+            getattr(protocol, operation)(TRANSACTION_ID)
+        else:
+            getattr(protocol, operation)()
+    except DriverError:
+        pass
 
 
 # --- frame layer ----------------------------------------------------------------------------------

@@ -13,8 +13,8 @@ import tempfile
 from collections.abc import Iterator
 
 from driver.codec import registers_to_bytes
-from driver.errors import DriverError, MeterExceptionError
-from fuzz.driver_answers import MODELS, OPERATIONS, REQUEST, TRANSACTION_ID, Services
+from driver.errors import MeterExceptionError
+from fuzz.driver_answers import MODELS, OPERATIONS, Services, run_operation
 from simulator.profile import load_model
 from simulator.registers import ModbusException
 from simulator.runtime import LoadSpec, MeterSim
@@ -79,15 +79,7 @@ def _session(index: int, model: str, directory: str) -> bytes:
         protocol.identify()
         for operation in SCRIPT:
             link.record.append(OPERATIONS.index(operation))
-            try:
-                if operation == "start":
-                    protocol.start(REQUEST)
-                elif operation in ("stop", "fetch"):
-                    getattr(protocol, operation)(TRANSACTION_ID)
-                else:
-                    getattr(protocol, operation)()
-            except DriverError:
-                continue
+            run_operation(protocol, operation)
     finally:
         sim.power_off()
     return bytes([index]) + bytes(link.record)
