@@ -80,6 +80,14 @@ def rtu_answer_length(head: bytes) -> int | None:
     return None
 
 
+def whole_answers(data: bytes) -> int:
+    """How many whole RTU answers `data` holds from its start (two, when a late one came with another)."""
+    count = 0
+    while (expected := rtu_answer_length(data)) is not None and len(data) >= expected:
+        data, count = data[expected:], count + 1
+    return count
+
+
 class FrameWaitingSerialClient(ModbusSerialClient):
     """pymodbus's serial client, waiting for an answer by its RTU length instead of by sleeping.
 
@@ -110,17 +118,62 @@ class FrameWaitingSerialClient(ModbusSerialClient):
             self.socket = None
         return self.socket is not None
 
+    #: an unanswered request's answer is waited for until this many response timeouts after it was sent
+    LATE_ANSWER_TIMEOUTS = 2.0
+
+    _sent = 0  # requests sent since the last one whose answers were all accounted for
+    _answered = 0  # whole answers received for them
+    _last_sent = 0.0
+
     def send(self, request: bytes, addr: tuple | None = None) -> int:
-        """Send a request, first dropping what the port still holds of an earlier (late) answer, so it is
-        not taken for this request's."""
+        """Send a request once no earlier answer is owed, dropping the late ones, so a late answer is not
+        taken for this request's.
+
+        RTU answers carry no request id. After a timeout the meter may still answer, and that answer
+        would pair with the next request: a meter that stalled answers the request and its repeat
+        back to back, and every later request would get its predecessor's answer (finding 15,
+        docs/reliability.md). So the next request waits until the answers owed have come, or until
+        LATE_ANSWER_TIMEOUTS response timeouts have passed since the last request went out."""
         if self.socket is not None and request:
             try:
+                owed = self._sent - self._answered
+                if owed > 0:
+                    deadline = self._last_sent + self.LATE_ANSWER_TIMEOUTS * self.comm_params.timeout_connect
+                    self._drain(owed, deadline)
                 while waiting := self._in_waiting():
                     self.socket.read(waiting)
             except OSError:
                 self.close()
                 raise ConnectionException(str(self)) from None
-        return super().send(request, addr)
+            self._sent, self._answered = 0, 0
+        sent = super().send(request, addr)
+        self._sent += 1
+        self._last_sent = time.monotonic()
+        return sent
+
+    def _drain(self, owed: int, deadline: float) -> None:
+        """Read and drop up to `owed` whole answers, until the deadline."""
+        assert self.socket is not None
+        data = b""
+        while owed > 0:
+            expected = rtu_answer_length(data)
+            if expected is not None and len(data) >= expected:
+                data, owed = data[expected:], owed - 1
+                continue
+            wait = deadline - time.monotonic()
+            if data and expected is None:
+                wait = min(wait, self._silence())  # a head that tells no length ends at silence
+            if wait <= 0:
+                return
+            if is_url(self.comm_params.host):
+                chunk = self.socket.read(max(self._in_waiting(), 1))  # the port's timeout: one silence
+            elif select.select([self.socket.fileno()], [], [], wait)[0]:
+                chunk = self.socket.read(self._in_waiting() or 1)
+            else:
+                chunk = b""
+            if not chunk and data and expected is None:
+                data, owed = b"", owed - 1
+            data += chunk
 
     def _silence(self) -> float:
         return max(3.5 * self._t0, 0.001)
@@ -132,11 +185,14 @@ class FrameWaitingSerialClient(ModbusSerialClient):
         deadline = time.monotonic() + self.comm_params.timeout_connect
         try:
             if is_url(self.comm_params.host):
-                return self._recv_by_reading(deadline)
-            return self._recv_by_select(deadline)
+                data = self._recv_by_reading(deadline)
+            else:
+                data = self._recv_by_select(deadline)
         except OSError:  # serial.SerialException is an OSError: the port or the connection went away
             self.close()
             raise ConnectionException(str(self)) from None
+        self._answered += whole_answers(data)
+        return data
 
     def _recv_by_select(self, deadline: float) -> bytes:
         assert self.socket is not None
