@@ -66,6 +66,7 @@ SIGNATURE_BYTES = 128
 
 CMD_BEGIN, CMD_END = ord("B") << 8, ord("r") << 8
 IDLE = 0
+CHARGING_STATES = (IDLE, 1, 2, 3)  # idle, active, active after a power failure, active after a reset
 TIME_NOT_SYNCHRONISED, TIME_SET = 0, 2
 SIGNATURE_OK, IN_PROGRESS = 15, 2
 WAITING = (0, 1, IN_PROGRESS)  # not initialised, idle, in progress: keep polling
@@ -227,7 +228,14 @@ class IskraProtocol(MeterProtocol):
     # --- commands ------------------------------------------------------------------------------
 
     def _state(self) -> int:
-        return self.link.read_holding(CHARGING_STATE, 1)[0]
+        """Register 7000; a value the meter does not have is an answer to another request (RTU answers
+        carry no request id: a late one-register answer has the same shape), so the read is repeated."""
+        state = self.link.read_holding(CHARGING_STATE, 1)[0]
+        if state not in CHARGING_STATES:
+            known = ", ".join(map(str, CHARGING_STATES))
+            raise CommunicationError(f"the meter answered charging state {state}, which it does not have "
+                                     f"({known}): an answer to another request?")
+        return state
 
     def _status(self) -> dict[str, Any]:
         return decode_block(STATUS, self.link.read_holding(STATUS.address, STATUS.count))
@@ -253,9 +261,27 @@ class IskraProtocol(MeterProtocol):
         return metadata if isinstance(metadata, dict) else {}
 
     def open_transaction(self) -> str | None:
-        if self._state() == IDLE:
-            return None
-        return transaction_id_of(self._metadata().get("TT"))
+        return self._active()[1]
+
+    def _active(self) -> tuple[bool, str | None]:
+        """Whether the meter runs a transaction, and its id from the metadata's TT (None without one).
+
+        The state is read again after the metadata, and metadata that is not JSON is read once more: a
+        late answer taken for one of these reads (finding 15, docs/reliability.md) must not pass for a
+        transaction without an id, which start and stop refuse and a record would be lost for. Only the
+        driver ends a transaction, so an idle state after an active one is such a misread: the policy
+        repeats the command (CommunicationError)."""
+        state = self._state()
+        if state == IDLE:
+            return False, None
+        metadata = self._metadata()
+        if not metadata:
+            metadata = self._metadata()
+        again = self._state()
+        if again == IDLE:
+            raise CommunicationError(f"the meter's charging state read {state}, then {again}: one of the "
+                                     "answers was to another request")
+        return True, transaction_id_of(metadata.get("TT"))
 
     def _command(self, command: int, what: str, state_after: set[int]) -> None:
         """Write a command, wait for the charging state it leads to and for the signature."""
@@ -280,8 +306,8 @@ class IskraProtocol(MeterProtocol):
 
     def start(self, req: TransactionReq) -> Started:
         what = f"start of {req.transaction_id!r}"
-        if self._state() != IDLE:
-            open_id = self.open_transaction()
+        active, open_id = self._active()
+        if active:
             if open_id == req.transaction_id:
                 log.info("transaction %r is already active in the meter (start answer lost?)", open_id)
                 return Started()
@@ -315,14 +341,17 @@ class IskraProtocol(MeterProtocol):
 
     def stop(self, transaction_id: str) -> Stopped:
         what = f"stop of {transaction_id!r}"
-        if self._state() != IDLE:
-            open_id = self.open_transaction()
+        active, open_id = self._active()
+        if active:
             if open_id != transaction_id:
                 raise CommandFailed(f"{what} refused: the meter runs transaction "
                                     f"{open_id or '(without an id)'!r}, not {transaction_id!r}")
             return self._end(transaction_id, what)
         stored = self.fetch(transaction_id)
         if stored is None:
+            if self._state() != IDLE:
+                raise CommunicationError("the meter's charging state read idle, then active: one of the "
+                                         "answers was to another request")
             raise CommandFailed(f"{what} refused: no transaction is active in the meter, and the last "
                                 f"record it holds is not the end of {transaction_id!r}")
         return stored

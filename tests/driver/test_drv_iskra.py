@@ -7,7 +7,7 @@ recovered, and every record is the meter's byte for byte."""
 import json
 
 import pytest
-from drv_support import AnswerLost, RebootBefore, SimMeter, request_for, wait_for
+from drv_support import AnswerLost, MisreadOnce, RebootBefore, SimMeter, request_for, wait_for
 
 from driver import ocmf
 from driver.types import TransactionRequestStatus
@@ -172,3 +172,30 @@ def test_an_end_repeated_after_its_answer_was_lost_gives_the_record(iskra, make_
     assert lost.repeats == 1
     assert stopped.status is OK, stopped.error
     assert stopped.signed_meter_value.signed_meter_data == closed(iskra, "iskra-tx-lost-r")[0]["ocmf"]
+
+
+@pytest.mark.parametrize(("command", "state"), [("start", 1), ("start", 180), ("stop", 0), ("stop", 180)])
+def test_a_late_answer_taken_for_the_state_does_not_refuse_the_command(iskra, make_driver, command, state):
+    """Finding 15: the charging state read got a late answer to another one-register read (a state
+    poll's 1 or 0, a metadata length of 180; before the link waited for owed answers). The start
+    refused "transaction '(without an id)' is still active", the stop lost its record. Now the misread
+    is seen (a state read again disagrees, or no such state) and the command is repeated."""
+    from driver.protocols import iskra as protocol
+
+    drv = iskra_driver(make_driver, iskra)
+    assert drv.start_transaction(request_for("iskra-tx-before")).status is OK
+    assert drv.stop_transaction("iskra-tx-before").status is OK
+    if command == "stop":
+        assert drv.start_transaction(request_for("iskra-tx-late")).status is OK
+    misread = MisreadOnce(drv.protocol.link, protocol.CHARGING_STATE, [state])
+    drv.protocol.link = misread
+    if command == "start":
+        answer = drv.start_transaction(request_for("iskra-tx-late"))
+        assert misread.misreads == 1
+        assert answer.status is OK, answer.error
+        assert iskra.status()["transaction_state"] == 1
+    else:
+        answer = drv.stop_transaction("iskra-tx-late")
+        assert misread.misreads == 1
+        assert answer.status is OK, answer.error
+        assert answer.signed_meter_value.signed_meter_data == closed(iskra, "iskra-tx-late")[0]["ocmf"]
