@@ -133,7 +133,8 @@ class FrameWaitingSerialClient(ModbusSerialClient):
         would pair with the next request: a meter that stalled answers the request and its repeat
         back to back, and every later request would get its predecessor's answer (finding 15,
         docs/reliability.md). So the next request waits until the answers owed have come, or until
-        LATE_ANSWER_TIMEOUTS response timeouts have passed since the last request went out."""
+        LATE_ANSWER_TIMEOUTS response timeouts have passed since the last request went out. A request
+        that got nothing owes its answer; one that got part of it (cut by a link drop) owes none."""
         if self.socket is not None and request:
             try:
                 owed = self._sent - self._answered
@@ -191,7 +192,8 @@ class FrameWaitingSerialClient(ModbusSerialClient):
         except OSError:  # serial.SerialException is an OSError: the port or the connection went away
             self.close()
             raise ConnectionException(str(self)) from None
-        self._answered += whole_answers(data)
+        # an answer cut short (a link drop, noise) will not come whole any more: it is owed no longer
+        self._answered += max(whole_answers(data), 1 if data else 0)
         return data
 
     def _recv_by_select(self, deadline: float) -> bytes:

@@ -30,12 +30,12 @@ class SlowMeter:
     """Answers FC03 reads of unit 1 with each register's address as its value. The first request's
     answer comes `stall` s late; every answer after a stall waits `gap` s more (a meter catching up)."""
 
-    def __init__(self, stall: float, gap: float, lose_first: bool = False) -> None:
+    def __init__(self, stall: float, gap: float, lose_first: bool = False, cut_first: bool = False) -> None:
         self.master, slave = pty.openpty()
         tty.setraw(slave)
         self.path = os.ttyname(slave)
         self._slave = slave
-        self.stall, self.gap, self.lose_first = stall, gap, lose_first
+        self.stall, self.gap, self.lose_first, self.cut_first = stall, gap, lose_first, cut_first
         self.requests: list[int] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -56,15 +56,18 @@ class SlowMeter:
         for frame in self._frames():
             address, count = int.from_bytes(frame[2:4], "big"), int.from_bytes(frame[4:6], "big")
             self.requests.append(address)
+            words = b"".join((address + i).to_bytes(2, "big") for i in range(count))
+            body = bytes([1, 3, 2 * count]) + words
             if len(self.requests) == 1:
                 if self.lose_first:
                     continue  # this answer is lost on the wire
+                if self.cut_first:
+                    os.write(self.master, body[:3])  # a link drop cuts it after its third byte
+                    continue
                 self._stop.wait(self.stall)
                 stalled = True
             elif stalled:
                 self._stop.wait(self.gap)
-            words = b"".join((address + i).to_bytes(2, "big") for i in range(count))
-            body = bytes([1, 3, 2 * count]) + words
             os.write(self.master, body + crc(body))
 
     def close(self) -> None:
@@ -101,8 +104,9 @@ def test_the_answers_to_a_stalled_request_and_its_repeat_go_to_that_request(link
     assert link.read_holding(300, 1) == [300]
 
 
-def test_after_a_lost_answer_the_repeat_and_the_next_request_are_answered(link_to):
-    slow = link_to(stall=0.0, gap=0.0, lose_first=True)
+@pytest.mark.parametrize("fault", ["lose_first", "cut_first"])
+def test_after_a_lost_or_cut_answer_the_repeat_and_the_next_request_are_answered(link_to, fault):
+    slow = link_to(stall=0.0, gap=0.0, **{fault: True})
     assert slow.read_holding(100, 1) == [100]  # the repeat is answered
     assert slow.read_holding(200, 1) == [200]
 
