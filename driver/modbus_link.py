@@ -124,6 +124,7 @@ class FrameWaitingSerialClient(ModbusSerialClient):
     _sent = 0  # requests sent since the last one whose answers were all accounted for
     _answered = 0  # whole answers received for them
     _last_sent = 0.0
+    _last_request = b""
 
     def send(self, request: bytes, addr: tuple | None = None) -> int:
         """Send a request once no earlier answer is owed, dropping the late ones, so a late answer is not
@@ -132,21 +133,28 @@ class FrameWaitingSerialClient(ModbusSerialClient):
         RTU answers carry no request id. After a timeout the meter may still answer, and that answer
         would pair with the next request: a meter that stalled answers the request and its repeat
         back to back, and every later request would get its predecessor's answer (finding 15,
-        docs/reliability.md). So the next request waits until the answers owed have come, or until
+        docs/reliability.md). So a new request waits until the answers owed have come, or until
         LATE_ANSWER_TIMEOUTS response timeouts have passed since the last request went out. A request
-        that got nothing owes its answer; one that got part of it (cut by a link drop) owes none."""
+        that got nothing owes its answer; one that got part of it (cut by a link drop) owes none.
+        A repeat of the same request does not wait: an answer to the first is an answer to it."""
         if self.socket is not None and request:
+            owed = self._sent - self._answered
+            repeat = owed > 0 and request == self._last_request
+            stale = b""
             try:
-                owed = self._sent - self._answered
-                if owed > 0:
+                if owed > 0 and not repeat:
                     deadline = self._last_sent + self.LATE_ANSWER_TIMEOUTS * self.comm_params.timeout_connect
                     self._drain(owed, deadline)
                 while waiting := self._in_waiting():
-                    self.socket.read(waiting)
+                    stale += self.socket.read(waiting)
             except OSError:
                 self.close()
                 raise ConnectionException(str(self)) from None
-            self._sent, self._answered = 0, 0
+            if repeat:
+                self._answered += whole_answers(stale)
+            else:
+                self._sent, self._answered = 0, 0
+            self._last_request = bytes(request)
         sent = super().send(request, addr)
         self._sent += 1
         self._last_sent = time.monotonic()
