@@ -30,10 +30,11 @@ from rigs.evse_manager import EvseManager, Session, status_name
 from rigs.rig import driver_factory
 from rigs.spec import RigSpec
 from simulator import LaunchError, MeterSimProcess
-from simulator.errors import SimulatorError
+from simulator.errors import ControlError, SimulatorError
 
 START_TIMEOUT_S = 20.0
 SETTLE_TIMEOUT_S = 20.0
+SET_LOAD_ATTEMPTS = 3  # set_load meeting meter-sim down (a fault fired meanwhile): repeated once it healed
 CALL_TIMEOUT_S = 60.0
 POLL_S = 0.005
 
@@ -482,8 +483,18 @@ class CampaignRunner:
                 raise RigError(f"campaign: no ground truth within {SETTLE_TIMEOUT_S:g} s: faults kept firing")
 
     def _set_load(self, power_w: float) -> None:
+        """The car draws power_w. A kill or system fault the driver's traffic fires between the settle and
+        this call takes the control socket down with meter-sim; the fault thread restarts it with
+        load_w, so the call is repeated once the fault healed (1 schedule in 5,000 hit this window)."""
         self.load_w = power_w
-        self.meter.control.set_load(power_w=power_w)
+        for attempt in range(SET_LOAD_ATTEMPTS):
+            try:
+                self.meter.control.set_load(power_w=power_w)
+                return
+            except ControlError:
+                if attempt + 1 == SET_LOAD_ATTEMPTS:
+                    raise
+            self._settle()
 
     def _energy(self) -> int:
         """The meter's energy register now (in the model's counter units)."""
