@@ -2,7 +2,8 @@
 
 A thread copies bytes both ways between two file descriptors with poll() (no sleeps). On the way it can
 drop everything (a cut cable, a meter without power), flip bits at a seeded rate, add latency, and hold a
-frame back until its bytes would have crossed a real RS-485 wire (half duplex, 3.5-character gap).
+frame back until its bytes would have crossed a real RS-485 wire (half duplex, frames apart by t3.5:
+3.5 characters, the spec's 1.75 ms above 19200 baud).
 """
 
 from __future__ import annotations
@@ -36,13 +37,33 @@ class FrameTiming:
     parity: str = "E"
     stopbits: float = 1
 
+    character_gaps: bool = False  # 3.5 characters between frames at every speed, not the spec's 1.75 ms
+
     @property
     def char_s(self) -> float:
         """Seconds one character takes: start bit, data bits, parity bit, stop bits."""
         return (1 + self.bytesize + (0 if self.parity == "N" else 1) + self.stopbits) / self.baudrate
 
+    @property
+    def gap_s(self) -> float:
+        """The silence between frames (t3.5): 3.5 characters up to 19200 baud; above it the fixed 1.75 ms
+        that Modbus over Serial Line v1.02 (2.5.1.1) gives, unless `character_gaps` asks for 3.5
+        characters there too (a stricter wire than the spec's)."""
+        return frame_gap_s(self.baudrate, self.char_s, self.character_gaps)
 
-def check_frame_timing(baudrate: int, bytesize: int, parity: str, stopbits: float) -> FrameTiming:
+
+SPEC_GAP_ABOVE_19200_S = 0.00175
+
+
+def frame_gap_s(baudrate: int, char_s: float, character_gaps: bool = False) -> float:
+    """t3.5 at `baudrate` (see FrameTiming.gap_s)."""
+    if baudrate > 19200 and not character_gaps:
+        return SPEC_GAP_ABOVE_19200_S
+    return 3.5 * char_s
+
+
+def check_frame_timing(baudrate: int, bytesize: int, parity: str, stopbits: float,
+                       character_gaps: bool = False) -> FrameTiming:
     """A FrameTiming, or ValueError naming the bad setting."""
     if not isinstance(baudrate, int) or baudrate <= 0:
         raise ValueError(f"baudrate must be a positive integer, not {baudrate!r}")
@@ -52,7 +73,7 @@ def check_frame_timing(baudrate: int, bytesize: int, parity: str, stopbits: floa
         raise ValueError(f"parity must be 'N', 'E' or 'O', not {parity!r}")
     if stopbits not in (1, 1.5, 2):
         raise ValueError(f"stopbits must be 1, 1.5 or 2, not {stopbits!r}")
-    return FrameTiming(baudrate, bytesize, parity, stopbits)
+    return FrameTiming(baudrate, bytesize, parity, stopbits, character_gaps)
 
 
 class Forwarder:
@@ -205,7 +226,7 @@ class Forwarder:
             data = self._corrupt(data)
             due = now
             if self._timing is not None:
-                gap = 3.5 * self._timing.char_s
+                gap = self._timing.gap_s
                 start = max(now, self._wire_free + gap) if self._wire_free else now
                 due = start + len(data) * self._timing.char_s
                 self._wire_free = due

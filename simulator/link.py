@@ -114,10 +114,13 @@ class LinkProxy:
         self._forwarder.set_corruption(rate, seed)
 
     def set_frame_timing(
-        self, baudrate: int | None, bytesize: int = 8, parity: str = "E", stopbits: float = 1
+        self, baudrate: int | None, bytesize: int = 8, parity: str = "E", stopbits: float = 1,
+        character_gaps: bool = False,
     ) -> None:
-        """Emulate RS-485 wire timing at baudrate; None forwards as fast as a pty."""
-        timing = None if baudrate is None else check_frame_timing(baudrate, bytesize, parity, stopbits)
+        """Emulate RS-485 wire timing at baudrate; None forwards as fast as a pty. Frames are apart by
+        t3.5: 3.5 characters, or the spec's 1.75 ms above 19200 baud (character_gaps: 3.5 there too)."""
+        timing = None if baudrate is None else check_frame_timing(baudrate, bytesize, parity, stopbits,
+                                                                  character_gaps)
         self._forwarder.set_frame_timing(timing)
 
     def on_bytes(self, callback: ByteCallback) -> None:

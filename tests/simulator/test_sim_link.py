@@ -80,6 +80,19 @@ def test_delay_holds_bytes_back(cable):
     assert time.monotonic() - start >= 0.2
 
 
+@pytest.mark.parametrize(("baudrate", "character_gaps", "gap_s"), [
+    (9600, False, 3.5 * 11 / 9600),
+    (19200, False, 3.5 * 11 / 19200),
+    (115200, False, 0.00175),  # Modbus over Serial Line v1.02, 2.5.1.1: fixed above 19200 baud
+    (115200, True, 3.5 * 11 / 115200),
+])
+def test_the_frame_gap_is_the_specs_t35(baudrate, character_gaps, gap_s):
+    from simulator.forwarding import check_frame_timing
+
+    timing = check_frame_timing(baudrate, 8, "E", 1, character_gaps)
+    assert timing.gap_s == pytest.approx(gap_s)
+
+
 def test_frame_timing_forwards_a_frame_once_its_bytes_crossed_the_wire(cable):
     meter, proxy, driver = cable
     proxy.set_frame_timing(9600, bytesize=8, parity="E", stopbits=1)  # 11 bits a character
