@@ -118,8 +118,10 @@ class FrameWaitingSerialClient(ModbusSerialClient):
             self.socket = None
         return self.socket is not None
 
-    #: an unanswered request's answer is waited for until this many response timeouts after it was sent
-    LATE_ANSWER_TIMEOUTS = 2.0
+    #: an owed answer is waited for until this many response timeouts after the last request went out: a
+    #: late answer to a request and then its repeat's answer within the repeat's own timeout. More would
+    #: only lengthen every recovery from a dead link, whose answers never come.
+    LATE_ANSWER_TIMEOUTS = 1.0
 
     _sent = 0  # requests sent since the last one whose answers were all accounted for
     _answered = 0  # whole answers received for them
