@@ -163,28 +163,13 @@ class FrameWaitingSerialClient(ModbusSerialClient):
         return sent
 
     def _drain(self, owed: int, deadline: float) -> None:
-        """Read and drop up to `owed` whole answers, until the deadline."""
-        assert self.socket is not None
-        data = b""
+        """Read and drop up to `owed` answers, each as recv() reads one, until the deadline."""
+        receive = self._recv_by_reading if is_url(self.comm_params.host) else self._recv_by_select
         while owed > 0:
-            expected = rtu_answer_length(data)
-            if expected is not None and len(data) >= expected:
-                data, owed = data[expected:], owed - 1
-                continue
-            wait = deadline - time.monotonic()
-            if data and expected is None:
-                wait = min(wait, self._silence())  # a head that tells no length ends at silence
-            if wait <= 0:
+            data = receive(deadline)
+            if not data:
                 return
-            if is_url(self.comm_params.host):
-                chunk = self.socket.read(max(self._in_waiting(), 1))  # the port's timeout: one silence
-            elif select.select([self.socket.fileno()], [], [], wait)[0]:
-                chunk = self.socket.read(self._in_waiting() or 1)
-            else:
-                chunk = b""
-            if not chunk and data and expected is None:
-                data, owed = b"", owed - 1
-            data += chunk
+            owed -= max(whole_answers(data), 1)
 
     def _silence(self) -> float:
         return max(3.5 * self._t0, 0.001)
